@@ -1,0 +1,40 @@
+# Quick start: `make reproduce` runs the pipeline, `make test` runs the tests.
+# Both create the virtual environment from requirements.lock first (once).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CORES ?= all
+# Keep the venv's tools first on PATH so Snakemake/DVC jobs find `igae`.
+export PATH := $(abspath $(BIN)):$(PATH)
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: setup reproduce test test-fast bench lock schema clean-data
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+setup: $(STAMP)  ## create .venv from requirements.lock
+
+reproduce: setup  ## run the whole pipeline on params.yaml (snakemake --cores all)
+	$(BIN)/snakemake --cores $(CORES)
+
+test: setup  ## fetch what the tests need, then run the whole test suite
+	$(BIN)/igae fetch-assets --params params.yaml --out data/cache/fetched.json
+	$(BIN)/python -m pytest -q
+
+bench: setup  ## print throughput numbers (render speed, ...)
+	$(BIN)/python benchmarks/bench_render.py
+
+lock:  ## regenerate requirements.lock from the current venv
+	@echo "# Exact versions of every package in the environment (pip freeze --all), Python 3.11, x86_64 Linux." > requirements.lock
+	@echo "# torch 2.14.1 is the CUDA build: it runs on the CPU here and uses the GPU where one exists." >> requirements.lock
+	@echo "# Regenerate with: make lock" >> requirements.lock
+	$(BIN)/python -m pip freeze --all --exclude-editable | grep -v '^igae' >> requirements.lock
+
+schema: setup  ## regenerate workflow/schemas/params.schema.json from igae/config.py
+	$(BIN)/igae schema --out workflow/schemas/params.schema.json

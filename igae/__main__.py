@@ -1,0 +1,7 @@
+"""``python -m igae`` runs the CLI."""
+
+import sys
+
+from igae.cli import main
+
+sys.exit(main())

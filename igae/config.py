@@ -1,0 +1,268 @@
+"""Typed, validated parameters: the one definition of every key in ``params.yaml``.
+
+The models below are the schema. ``params.yaml`` holds every value (no defaults live
+in code, so there is one place to read them); presets in ``presets/<name>.yaml``
+override keys of it without copying it. ``workflow/schemas/params.schema.json`` is
+generated from these models (``igae schema``) for Snakemake's ``validate``.
+
+The library proper never reads params files: the CLI loads them here and hands each
+stage the typed section it needs.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from igae.errors import InputError
+
+
+class _Section(BaseModel):
+    """Base of every section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- assets
+
+
+class CatalogueParams(_Section):
+    min_thickness_ratio: float = Field(
+        ge=0.0, lt=1.0,
+        description="Reject flat models: min/max of the catalogue bounding box below this.",
+    )
+    exclude_categories: list[str] = Field(description="Catalogue categories never used.")
+
+
+class FolderParams(_Section):
+    path: str | None = Field(description="Folder of .glb/.gltf/.obj/.ply meshes (source: folder).")
+    up_axis: Literal["y", "z"] = Field(description="Up axis of the meshes in that folder.")
+
+
+class ObjaverseParams(_Section):
+    uids: list[str] = Field(description="Objaverse object UIDs (source: objaverse; needs the network).")
+
+
+class AssetsParams(_Section):
+    source: Literal["catalogue", "procedural", "folder", "objaverse"] = Field(
+        description="Where the 3D objects come from."
+    )
+    cache_dir: str = Field(description="Downloaded/unpacked packages and extracted models.")
+    heldout_categories: list[str] = Field(
+        description="Held-out scenes use only these categories and training scenes never do; "
+        "empty: held-out objects are disjoint from training objects but of any category."
+    )
+    catalogue: CatalogueParams
+    folder: FolderParams
+    objaverse: ObjaverseParams
+
+
+# --------------------------------------------------------------------------- scenes
+
+
+class SceneSetParams(_Section):
+    count: int = Field(ge=1, description="Number of scenes (one object each).")
+    views: int = Field(ge=2, description="Rendered views per scene.")
+    test_views: int = Field(ge=0, description="Of those, views held out as the scene's test split.")
+
+    @model_validator(mode="after")
+    def _test_below_views(self) -> "SceneSetParams":
+        if self.test_views >= self.views:
+            raise ValueError(f"test_views ({self.test_views}) must be below views ({self.views})")
+        return self
+
+
+class ScenesParams(_Section):
+    resolution: int = Field(ge=8, le=2048, description="Image width and height in pixels.")
+    supersample: int = Field(ge=1, le=8, description="Rays per pixel per axis (anti-aliasing).")
+    background: tuple[float, float, float] = Field(description="RGB background in [0, 1].")
+    object_box: float = Field(gt=0, description="Longest side of each object after normalisation.")
+    radius: float = Field(gt=0, description="Camera distance from the object centre.")
+    fov_deg: float = Field(gt=1, lt=170, description="Horizontal field of view in degrees.")
+    elevation_deg: tuple[float, float] = Field(
+        description="Camera elevation band in degrees above the ground plane, (min, max)."
+    )
+    train: SceneSetParams = Field(description="Scenes that train the autoencoders.")
+    heldout: SceneSetParams = Field(description="Held-out scenes for the per-scene NeRF fits.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "ScenesParams":
+        lo, hi = self.elevation_deg
+        if not -90.0 <= lo <= hi <= 90.0:
+            raise ValueError(f"elevation_deg must satisfy -90 <= min <= max <= 90, got {list(self.elevation_deg)}")
+        if any(not 0.0 <= c <= 1.0 for c in self.background):
+            raise ValueError(f"background values must lie in [0, 1], got {list(self.background)}")
+        if self.heldout.test_views < 1:
+            raise ValueError("heldout.test_views must be >= 1: NeRF fits are evaluated on held-out views")
+        return self
+
+
+# --------------------------------------------------------------------------- photos
+
+
+class PhotosParams(_Section):
+    sources: list[Literal["skimage", "sklearn", "matplotlib", "opencv-doc", "mate-backgrounds", "folder"]] = Field(
+        min_length=1, description="Photo sources; 'folder' reads photos.folder (e.g. an ImageNet subset)."
+    )
+    folder: str | None = Field(description="Folder of .jpg/.png photos (used with source 'folder').")
+    crops_per_photo: int = Field(ge=1, description="Random square crops taken from each photo.")
+    test_fraction: float = Field(ge=0.0, lt=1.0, description="Fraction of photos (not crops) held out.")
+    min_crop_fraction: float = Field(gt=0.0, le=1.0, description="Smallest crop side / photo short side.")
+
+    @model_validator(mode="after")
+    def _folder_given(self) -> "PhotosParams":
+        if "folder" in self.sources and not self.folder:
+            raise ValueError("photos.sources contains 'folder' but photos.folder is empty")
+        return self
+
+
+# --------------------------------------------------------------------------- root
+
+
+class Params(_Section):
+    preset: str = Field(description="Preset applied over params.yaml: 'default' or a file presets/<name>.yaml.")
+    seed: int = Field(ge=0, description="Seed of every random choice.")
+    assets: AssetsParams
+    scenes: ScenesParams
+    photos: PhotosParams
+
+    @model_validator(mode="after")
+    def _check(self) -> "Params":
+        a = self.assets
+        if a.source == "folder" and not a.folder.path:
+            raise ValueError("assets.source is 'folder' but assets.folder.path is empty")
+        if a.source == "objaverse":
+            need = self.scenes.train.count + self.scenes.heldout.count
+            if len(a.objaverse.uids) < need:
+                raise ValueError(
+                    f"assets.objaverse.uids lists {len(a.objaverse.uids)} objects; "
+                    f"scenes.train.count + scenes.heldout.count needs {need}"
+                )
+        return self
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Return ``base`` with ``override`` merged in recursively (mappings merge, other values replace)."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise InputError("file not found", path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise InputError(f"not valid YAML: {exc}", path) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise InputError(f"must hold a mapping of keys, got {type(data).__name__}", path)
+    return data
+
+
+def available_presets(params_path: str | Path) -> list[str]:
+    """Names of the presets beside a params file (``presets/<name>.yaml``), plus 'default'."""
+    folder = Path(params_path).parent / "presets"
+    return ["default"] + sorted(p.stem for p in folder.glob("*.yaml"))
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise InputError(f"override {dotted!r}: {key!r} is not a section")
+    node[keys[-1]] = value
+
+
+def load_params(
+    path: str | Path = "params.yaml",
+    preset: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Params:
+    """Read, merge and validate parameters.
+
+    Args:
+        path: the params file.
+        preset: preset name overriding the file's ``preset`` key; ``None`` keeps the file's.
+        overrides: dotted keys to values (``{"scenes.resolution": 32}``) applied last.
+
+    Raises:
+        InputError: unreadable file, unknown preset, or invalid keys/values; the message
+            names the file, the dotted key and what is allowed.
+    """
+    path = Path(path)
+    raw = _read_yaml(path)
+    name = preset if preset is not None else raw.get("preset", "default")
+    if not isinstance(name, str):
+        raise InputError(f"key 'preset' must be a string, got {name!r}", path)
+    merged = dict(raw)
+    source = str(path)
+    if name != "default":
+        preset_file = path.parent / "presets" / f"{name}.yaml"
+        if not preset_file.is_file():
+            raise InputError(
+                f"preset {name!r} does not exist (no {preset_file}); available: "
+                + ", ".join(available_presets(path)),
+                path,
+            )
+        merged = deep_merge(merged, _read_yaml(preset_file))
+        source = f"{path} + {preset_file}"
+    merged["preset"] = name
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(merged, dotted, value)
+    try:
+        return Params.model_validate(merged)
+    except ValidationError as exc:
+        raise InputError(f"invalid parameters ({source}):\n" + format_validation_error(exc)) from None
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line per problem: ``  key.path: message (got value)``."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            parent = err["loc"][:-1]
+            allowed = _allowed_keys(parent)
+            lines.append(f"  {loc}: unknown key" + (f" (allowed here: {', '.join(allowed)})" if allowed else ""))
+        elif kind == "missing":
+            lines.append(f"  {loc}: required key is missing")
+        else:
+            got = err.get("input")
+            shown = "" if isinstance(got, dict) else f" (got {got!r})"
+            lines.append(f"  {loc}: {err['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: type[BaseModel] = Params
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+            return []
+        model = field.annotation
+    return list(model.model_fields)
+
+
+def params_json_schema() -> dict[str, Any]:
+    """JSON schema of params.yaml (after presets), for Snakemake's ``validate``."""
+    schema = Params.model_json_schema()
+    schema["$schema"] = "http://json-schema.org/draft-07/schema#"
+    schema["description"] = "IG-AE pipeline parameters (generated from igae/config.py by 'igae schema')."
+    return schema

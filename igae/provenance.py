@@ -1,0 +1,36 @@
+"""What produced an output: package versions, platform and seed, for every metadata file."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import sys
+from typing import Any
+
+TRACKED_PACKAGES = (
+    "igae", "torch", "numpy", "trimesh", "embreex", "pillow", "scikit-image", "diffusers",
+    "nerfacc", "lpips", "stlpips-pytorch",
+)
+
+
+def package_versions(packages: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str | None]:
+    """Installed version of each package, ``None`` where it is not installed."""
+    out: dict[str, str | None] = {}
+    for name in packages:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def provenance(seed: int | None = None, **extra: Any) -> dict[str, Any]:
+    """A metadata block: seed, python, platform and package versions, plus ``extra`` keys."""
+    block: dict[str, Any] = {
+        "seed": seed,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "versions": package_versions(),
+    }
+    block.update(extra)
+    return block
