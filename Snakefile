@@ -1,6 +1,8 @@
 # IG-AE pipeline. Run: `snakemake --cores all` (after `make setup`), or `make reproduce`.
 # A preset: `snakemake --cores all --config preset=smoke`.
 # Every stage is an `igae` subcommand; dvc.yaml runs the same commands.
+from snakemake.utils import validate
+
 from igae.config import load_params
 
 configfile: "params.yaml"
