@@ -1,0 +1,473 @@
+"""The image autoencoder: a thin wrapper around ``diffusers.AutoencoderKL``.
+
+Images go in and come out as float32 NCHW in [0, 1]; this module is the one place that
+maps them to the [-1, 1] range the network works in, and back. Latents are *raw* (no
+``scaling_factor``): normalisation for tri-planes is :class:`LatentNormalizer`'s job.
+
+On disk an autoencoder is a diffusers folder (``config.json`` +
+``diffusion_pytorch_model.safetensors``, loadable by plain ``AutoencoderKL.from_pretrained``)
+plus ``igae_autoencoder.json`` (metadata, provenance, architecture, normaliser scale).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import socket
+import threading
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import urlparse
+
+import torch
+from torch import nn
+
+from igae.autoencoder.normalizer import DEFAULT_SCALE, LatentNormalizer
+from igae.errors import InputError, OfflineError
+from igae.io import atomic_dir, sha256_file, write_json_atomic
+from igae.provenance import provenance
+
+log = logging.getLogger(__name__)
+
+IGAE_FILE = "igae_autoencoder.json"
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class AEArchitecture:
+    """Shape of an ``AutoencoderKL``: one ``DownEncoderBlock2D``/``UpDecoderBlock2D`` per entry.
+
+    Attributes:
+        block_out_channels: channels per resolution level; ``n`` levels downsample by
+            ``2 ** (n - 1)`` (3 levels: f4, 4 levels: f8).
+        layers_per_block: ResNet layers per encoder block (the decoder has one more).
+        latent_channels: channels ``C`` of the latent.
+        norm_num_groups: GroupNorm groups; must divide every entry of ``block_out_channels``.
+    """
+
+    block_out_channels: tuple[int, ...]
+    layers_per_block: int
+    latent_channels: int
+    norm_num_groups: int
+
+    def __post_init__(self) -> None:
+        # Lists from YAML/JSON become tuples so the dataclass stays hashable and frozen.
+        object.__setattr__(self, "block_out_channels", tuple(int(c) for c in self.block_out_channels))
+        if not self.block_out_channels or min(self.block_out_channels) < 1:
+            raise InputError(f"block_out_channels must be positive integers, got {self.block_out_channels}")
+        for key in ("layers_per_block", "latent_channels", "norm_num_groups"):
+            if int(getattr(self, key)) < 1:
+                raise InputError(f"{key} must be >= 1, got {getattr(self, key)}")
+        bad = [c for c in self.block_out_channels if c % self.norm_num_groups]
+        if bad:
+            raise InputError(
+                f"norm_num_groups ({self.norm_num_groups}) must divide every entry of "
+                f"block_out_channels {self.block_out_channels}; it does not divide {bad}"
+            )
+
+    @property
+    def downsampling(self) -> int:
+        """Image side / latent side."""
+        return 2 ** (len(self.block_out_channels) - 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["block_out_channels"] = list(self.block_out_channels)
+        return d
+
+    def diffusers_config(self) -> dict[str, Any]:
+        """Keyword arguments for ``diffusers.AutoencoderKL``."""
+        n = len(self.block_out_channels)
+        return {
+            "in_channels": 3,
+            "out_channels": 3,
+            "down_block_types": ("DownEncoderBlock2D",) * n,
+            "up_block_types": ("UpDecoderBlock2D",) * n,
+            "block_out_channels": self.block_out_channels,
+            "layers_per_block": self.layers_per_block,
+            "latent_channels": self.latent_channels,
+            "norm_num_groups": self.norm_num_groups,
+            # scaling_factor stays at diffusers' default: we never use it (raw latents).
+        }
+
+    @classmethod
+    def from_vae_config(cls, config: Any) -> "AEArchitecture":
+        """Read the architecture back from an ``AutoencoderKL.config``."""
+        return cls(
+            block_out_channels=tuple(config.block_out_channels),
+            layers_per_block=int(config.layers_per_block),
+            latent_channels=int(config.latent_channels),
+            norm_num_groups=int(config.norm_num_groups),
+        )
+
+
+def kl_divergence(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, exp(logvar)) || N(0, 1)) per image, summed over latent elements.
+
+    Args:
+        mean, logvar: ``(N, C, h, w)`` from :meth:`Autoencoder.encode_posterior`.
+
+    Returns:
+        ``(N,)``; divide by ``C * h * w`` for a per-element value.
+    """
+    return 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=(1, 2, 3))
+
+
+class Autoencoder(nn.Module):
+    """Image autoencoder with a [0, 1] image interface and raw latents.
+
+    Attributes:
+        vae: the wrapped ``diffusers.AutoencoderKL``.
+        normalizer: the :class:`LatentNormalizer` that goes with this autoencoder.
+        metadata: what :meth:`save` stored (``{}`` for a fresh or pretrained model).
+    """
+
+    def __init__(self, vae: nn.Module, normalizer: LatentNormalizer | None = None) -> None:
+        super().__init__()
+        self.vae = vae
+        self.normalizer = normalizer or LatentNormalizer()
+        self.metadata: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def architecture(self) -> AEArchitecture:
+        return AEArchitecture.from_vae_config(self.vae.config)
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.vae.config.latent_channels)
+
+    @property
+    def downsampling(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def encoder_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters of the encoder and ``quant_conv`` (one optimizer group)."""
+        yield from self.vae.encoder.parameters()
+        if self.vae.quant_conv is not None:
+            yield from self.vae.quant_conv.parameters()
+
+    def decoder_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters of the decoder and ``post_quant_conv`` (one optimizer group)."""
+        yield from self.vae.decoder.parameters()
+        if self.vae.post_quant_conv is not None:
+            yield from self.vae.post_quant_conv.parameters()
+
+    # ------------------------------------------------------------------ encode / decode
+
+    def _check_images(self, images: torch.Tensor) -> None:
+        f = self.downsampling
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise InputError(f"images must be (N, 3, H, W), got shape {tuple(images.shape)}")
+        if images.shape[2] % f or images.shape[3] % f:
+            raise InputError(
+                f"image height and width must be multiples of the autoencoder's downsampling "
+                f"{f}, got {tuple(images.shape[2:])}"
+            )
+
+    def encode_posterior(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior parameters of the latent.
+
+        Args:
+            images: ``(N, 3, H, W)`` in [0, 1].
+
+        Returns:
+            ``(mean, logvar)``, each ``(N, C, H/f, W/f)``; ``logvar`` is clamped to
+            [-30, 20] as diffusers does.
+        """
+        self._check_images(images)
+        dist = self.vae.encode(images * 2.0 - 1.0).latent_dist
+        return dist.mean, dist.logvar
+
+    def encode(
+        self,
+        images: torch.Tensor,
+        sample: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Encode images to raw latents.
+
+        Args:
+            images: ``(N, 3, H, W)`` in [0, 1].
+            sample: draw ``mean + std * eps`` (KL training) instead of returning the mean.
+            generator: for the sample; must live on the model's device.
+
+        Returns:
+            ``(N, C, H/f, W/f)`` raw latents (deterministic posterior mean by default).
+        """
+        mean, logvar = self.encode_posterior(images)
+        if not sample:
+            return mean
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        return mean + torch.exp(0.5 * logvar) * noise
+
+    def decode(self, latents: torch.Tensor, clamp: bool = False) -> torch.Tensor:
+        """Decode raw latents to images.
+
+        Args:
+            latents: ``(N, C, h, w)`` raw latents.
+            clamp: clamp to [0, 1]. Off by default: in a loss, clamping would zero the
+                gradient of every out-of-range pixel, so training sees the raw output; turn
+                it on for evaluation and saving.
+
+        Returns:
+            ``(N, 3, h*f, w*f)`` images, in [0, 1] when ``clamp`` (otherwise roughly so).
+        """
+        if latents.ndim != 4 or latents.shape[1] != self.latent_channels:
+            raise InputError(
+                f"latents must be (N, {self.latent_channels}, h, w), got shape {tuple(latents.shape)}"
+            )
+        images = (self.vae.decode(latents).sample + 1.0) * 0.5
+        return images.clamp(0.0, 1.0) if clamp else images
+
+    def forward(
+        self, images: torch.Tensor, sample: bool = False, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Reconstruction ``decode(encode(images))``: ``(N, 3, H, W)`` -> ``(N, 3, H, W)``, unclamped."""
+        return self.decode(self.encode(images, sample=sample, generator=generator))
+
+    # ------------------------------------------------------------------ builders
+
+    @classmethod
+    def from_architecture(
+        cls, arch: AEArchitecture, seed: int, normalizer_scale: float = DEFAULT_SCALE
+    ) -> "Autoencoder":
+        """A freshly initialised autoencoder (on the CPU); the same seed gives the same weights.
+
+        The global RNG state is restored afterwards, so building a model never shifts the
+        random streams of the caller. Like every builder here it returns the model in eval
+        mode (call ``.train()`` to train): the two modes differ in the last bits because
+        attention takes another kernel path.
+        """
+        from diffusers import AutoencoderKL
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            vae = AutoencoderKL(**arch.diffusers_config())
+        return cls(vae, LatentNormalizer(normalizer_scale)).eval()
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path,
+        expected_latent_channels: int | None = None,
+        normalizer_scale: float = DEFAULT_SCALE,
+    ) -> "Autoencoder":
+        """Load a diffusers ``AutoencoderKL`` from a local folder or a Hugging Face hub id.
+
+        A local folder holds ``config.json`` + ``diffusion_pytorch_model.safetensors``
+        (``.bin`` is accepted too), directly or in a ``vae/`` subfolder. A hub id (e.g.
+        ``stabilityai/sd-vae-ft-mse``) is taken from the local hub cache when it is there,
+        else downloaded; offline that fails at once with an :class:`~igae.errors.OfflineError`
+        that says how to point at a local folder instead. The normaliser gets
+        ``normalizer_scale``; for a folder written by :meth:`save`, :meth:`load` restores the
+        saved scale and metadata instead.
+
+        Raises:
+            InputError: missing folder/file, wrong model class, unreadable weights, or
+                latent channels different from ``expected_latent_channels``.
+            OfflineError: a hub id that is neither cached nor downloadable.
+        """
+        vae = _load_vae(name_or_path)
+        if expected_latent_channels is not None and vae.config.latent_channels != expected_latent_channels:
+            raise InputError(
+                f"autoencoder has {vae.config.latent_channels} latent channels but "
+                f"{expected_latent_channels} were expected",
+                path=name_or_path,
+            )
+        return cls(vae, LatentNormalizer(normalizer_scale)).eval()
+
+    # ------------------------------------------------------------------ save / load
+
+    def save(self, folder: str | Path, metadata: dict[str, Any] | None = None) -> None:
+        """Write the autoencoder to ``folder`` atomically (the folder is replaced whole).
+
+        Writes the diffusers files (loadable with no igae code) and ``igae_autoencoder.json``
+        with ``metadata`` (its ``seed`` key, if any, goes into the provenance block),
+        provenance, architecture, normaliser scale and the weights' SHA-256.
+        """
+        metadata = dict(metadata or {})
+        with atomic_dir(folder) as tmp:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.vae.save_pretrained(tmp, safe_serialization=True)
+            record = {
+                "format": "igae-autoencoder",
+                "format_version": FORMAT_VERSION,
+                "architecture": self.architecture.to_dict(),
+                "latent_channels": self.latent_channels,
+                "downsampling": self.downsampling,
+                "normalizer": {"scale": self.normalizer.scale, "eps": self.normalizer.eps},
+                "weights_sha256": sha256_file(Path(tmp) / WEIGHTS_FILE),
+                "metadata": metadata,
+                "provenance": provenance(metadata.get("seed")),
+            }
+            write_json_atomic(Path(tmp) / IGAE_FILE, record)
+        self.metadata = metadata
+
+    @classmethod
+    def load(cls, folder: str | Path, expected_latent_channels: int | None = None) -> "Autoencoder":
+        """Read back what :meth:`save` wrote; ``.metadata`` holds the saved metadata."""
+        folder = Path(folder)
+        record_path = folder / IGAE_FILE
+        if not record_path.is_file():
+            raise InputError(
+                f"not an igae autoencoder folder: {IGAE_FILE} is missing (for a plain diffusers "
+                "folder use Autoencoder.from_pretrained)",
+                path=folder,
+            )
+        try:
+            record = json.loads(record_path.read_text())
+            scale = float(record["normalizer"]["scale"])
+            eps = float(record["normalizer"]["eps"])
+            arch = AEArchitecture(**record["architecture"])
+            metadata = dict(record["metadata"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise InputError(f"unreadable autoencoder record ({type(e).__name__}: {e})", path=record_path) from e
+        ae = cls.from_pretrained(folder, expected_latent_channels=expected_latent_channels)
+        if ae.architecture != arch:
+            raise InputError(
+                f"{IGAE_FILE} describes {arch} but {CONFIG_FILE} describes {ae.architecture}",
+                path=folder,
+            )
+        ae.normalizer = LatentNormalizer(scale, eps)
+        ae.metadata = metadata
+        return ae
+
+
+# ---------------------------------------------------------------------- loading diffusers models
+
+WEIGHT_NAMES = (WEIGHTS_FILE, "diffusion_pytorch_model.bin", WEIGHTS_FILE + ".index.json")
+HUB_PROBE_TIMEOUT_S = 3.0
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence diffusers/huggingface_hub chatter (deprecation and accelerate notices)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _load_vae(name_or_path: str | Path) -> nn.Module:
+    """A float32 ``AutoencoderKL`` from a local folder or a hub id (see ``Autoencoder.from_pretrained``)."""
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if path.exists() or not _HUB_ID.match(text):
+        return _load_local(path)
+    return _load_hub(text)
+
+
+def _load_local(folder: Path) -> nn.Module:
+    from diffusers import AutoencoderKL
+
+    if not folder.is_dir():
+        raise InputError("autoencoder folder does not exist", path=folder)
+    if not (folder / CONFIG_FILE).is_file() and (folder / "vae" / CONFIG_FILE).is_file():
+        folder = folder / "vae"  # a full pipeline folder: its autoencoder lives in vae/
+    config_path = folder / CONFIG_FILE
+    if not config_path.is_file():
+        raise InputError(f"{CONFIG_FILE} is missing from the autoencoder folder", path=folder)
+    try:
+        config = json.loads(config_path.read_text())
+    except ValueError as e:
+        raise InputError(f"not valid JSON ({e})", path=config_path) from e
+    cls_name = config.get("_class_name", "AutoencoderKL") if isinstance(config, dict) else None
+    if cls_name != "AutoencoderKL":
+        raise InputError(f"expected an AutoencoderKL config, found class {cls_name!r}", path=config_path)
+    if not any((folder / name).is_file() for name in WEIGHT_NAMES):
+        raise InputError(
+            f"weights file {WEIGHTS_FILE} is missing from the autoencoder folder "
+            f"(it holds {sorted(p.name for p in folder.iterdir())})",
+            path=folder,
+        )
+    try:
+        with _quiet():
+            vae = AutoencoderKL.from_pretrained(
+                folder, torch_dtype=torch.float32, low_cpu_mem_usage=False, local_files_only=True
+            )
+    except (OSError, ValueError, RuntimeError, KeyError) as e:
+        raise InputError(f"could not load the autoencoder ({type(e).__name__}: {e})", path=folder) from e
+    return vae.eval()
+
+
+def _hub_offline() -> bool:
+    """True when the user asked huggingface_hub to stay offline (read now, not at import)."""
+    from huggingface_hub import constants
+
+    value = os.environ.get("HF_HUB_OFFLINE", "")
+    return value.strip().lower() in {"1", "true", "yes", "on"} or bool(constants.HF_HUB_OFFLINE)
+
+
+def _hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> tuple[bool, str]:
+    """Whether a TCP connection to the hub endpoint opens within ``timeout`` seconds.
+
+    huggingface_hub retries an unreachable host for ~25 s before giving up; this probe
+    answers in at most ``timeout``. It runs in a daemon thread because DNS resolution has
+    no timeout of its own.
+    """
+    from huggingface_hub import constants
+
+    url = urlparse(os.environ.get("HF_ENDPOINT") or constants.ENDPOINT)
+    host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+    result: list[str] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            result.append("")
+        except OSError as e:
+            result.append(f"{host}:{port} unreachable: {e}")
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if not result:
+        return False, f"no answer from {host}:{port} within {timeout:g} s"
+    return result[0] == "", result[0]
+
+
+def _offline_error(name: str, reason: str) -> OfflineError:
+    return OfflineError(
+        f"could not download the autoencoder {name!r} from the Hugging Face hub ({reason}). "
+        "Download it where the hub is reachable (e.g. AutoencoderKL.from_pretrained(...)"
+        ".save_pretrained(folder)) and point params at that local folder instead: "
+        "`autoencoder.pretrained: /path/to/folder`, the folder holding config.json + "
+        f"{WEIGHTS_FILE}. (If {name!r} was meant as a local folder: it does not exist.)"
+    )
+
+
+def _load_hub(name: str) -> nn.Module:
+    from diffusers import AutoencoderKL
+
+    kwargs = {"torch_dtype": torch.float32, "low_cpu_mem_usage": False}
+    try:  # the local hub cache first: works offline when the model was fetched before
+        with _quiet():
+            vae = AutoencoderKL.from_pretrained(name, local_files_only=True, **kwargs)
+        log.info("autoencoder %s loaded from the local hub cache", name)
+        return vae.eval()
+    except (OSError, ValueError):
+        pass
+    if _hub_offline():
+        raise _offline_error(name, "HF_HUB_OFFLINE is set and the model is not in the local hub cache")
+    ok, reason = _hub_reachable()
+    if not ok:
+        raise _offline_error(name, reason)
+    try:
+        with _quiet():
+            return AutoencoderKL.from_pretrained(name, **kwargs).eval()
+    except (OSError, ValueError) as e:
+        raise _offline_error(name, f"{type(e).__name__}: {e}") from e
