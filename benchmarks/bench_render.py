@@ -2,9 +2,8 @@
 
 Run: ``.venv/bin/python benchmarks/bench_render.py [--views 100] [--models oakChair,sofa]``
 
-Objects: a procedural textured box + sphere built here, and, when the Debian
-``sweethome3d-furniture`` package has been unpacked under data/cache, a few real catalogue
-models from its BlendSwap-CC-0 archive. Target (DESIGN): >= 100 views/s at 64x64 with
+Objects: one procedural object and a few real catalogue models (BlendSwap-CC-0), loaded
+through igae.assets (the catalogue is fetched into data/cache on first use). Target (DESIGN): >= 100 views/s at 64x64 with
 2x2 supersampling, PNG writing included, on 2 cores.
 """
 
@@ -13,14 +12,14 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 import trimesh
-from PIL import Image
 
+from igae.assets.catalogue import CatalogueSource
+from igae.assets.procedural import ProceduralSource
 from igae.geometry import focal_from_fov
 from igae.io import save_png_atomic
 from igae.render.cameras import sample_cameras
@@ -28,60 +27,21 @@ from igae.render.normalize import normalize_parts
 from igae.render.raycast import MeshRenderer, render_views
 
 REPO = Path(__file__).resolve().parents[1]
-SH3F = REPO / "data/cache/sweethome3d-furniture/usr/share/sweethome3d/furniture/BlendSwap-CC-0.sh3f"
-DEFAULT_MODELS = ("oakChair", "sofa", "cactus", "forkLift", "bed1")
+CACHE = REPO / "data/cache"
+DEFAULT_MODELS = ("oakchair", "sofa", "cactus", "forklift", "bed1")
 
 
-def procedural_object(seed: int = 0) -> list[trimesh.Trimesh]:
-    """A textured box beside a textured sphere (about 20k faces), Z-up."""
-    rng = np.random.default_rng(seed)
-    tex = (rng.random((64, 64, 3)) * 80).astype(np.uint8)
-    checker = ((np.arange(64)[:, None] // 8 + np.arange(64)[None, :] // 8) % 2).astype(bool)
-    tex[checker] += np.array([170, 120, 40], dtype=np.uint8)
-    image = Image.fromarray(tex)
-
-    box = trimesh.creation.box(extents=(1.0, 0.8, 0.6))
-    box.apply_translation((-0.6, 0.0, 0.0))
-    box = box.subdivide().subdivide()
-    box.unmerge_vertices()
-    # Planar UVs per face, projected along the face's dominant axis.
-    axis = np.abs(box.face_normals).argmax(axis=1)
-    uv = np.zeros((len(box.vertices), 2))
-    for a in range(3):
-        rows = box.faces[axis == a].ravel()
-        other = [i for i in range(3) if i != a]
-        uv[rows] = box.vertices[rows][:, other]
-    box.visual = trimesh.visual.TextureVisuals(uv=uv, image=image)
-
-    sphere = trimesh.creation.icosphere(subdivisions=5, radius=0.45)
-    sphere.apply_translation((0.5, 0.0, 0.0))
-    n = sphere.vertex_normals
-    lon = np.arctan2(n[:, 1], n[:, 0]) / (2 * np.pi) + 0.5
-    lat = np.arcsin(np.clip(n[:, 2], -1, 1)) / np.pi + 0.5
-    material = trimesh.visual.material.PBRMaterial(baseColorTexture=image, baseColorFactor=(200, 220, 255, 255))
-    sphere.visual = trimesh.visual.TextureVisuals(uv=np.stack([lon, lat], 1) * 3.0, material=material)
-    return [box, sphere]
-
-
-def load_catalogue_model(name: str, workdir: Path) -> list[trimesh.Trimesh]:
-    """Parts of one BlendSwap-CC-0 model, rotated from the catalogue's Y-up to Z-up.
-
-    Kept local to the benchmark on purpose: igae.assets is getting the real catalogue
-    source (being written concurrently); switch to it once it is available.
-    """
-    prefix = f"blendswap-cc-0/{name}/"
-    with zipfile.ZipFile(SH3F) as zf:
-        members = [m for m in zf.namelist() if m.startswith(prefix)]
-        if not members:
-            raise SystemExit(f"no model {name!r} in {SH3F}")
-        zf.extractall(workdir, members)
-    obj = next((workdir / prefix).glob("*.obj"))
-    scene = trimesh.load(obj, force="scene")
-    parts = [g for g in scene.dump() if isinstance(g, trimesh.Trimesh) and len(g.faces)]
-    y_up_to_z_up = trimesh.transformations.rotation_matrix(np.pi / 2, (1, 0, 0))
-    for p in parts:
-        p.apply_transform(y_up_to_z_up)
-    return parts
+def catalogue_parts(names: list[str]) -> list[tuple[str, list[trimesh.Trimesh]]]:
+    """Parts of a few BlendSwap-CC-0 catalogue models, through the real catalogue source."""
+    source = CatalogueSource(CACHE)
+    by_id = {r.object_id: r for r in source.list_objects()}
+    out = []
+    for name in names:
+        record = by_id.get(f"catalogue/blendswap-cc-0/{name.lower()}")
+        if record is None:
+            raise SystemExit(f"no catalogue model blendswap-cc-0/{name} (after the filter)")
+        out.append((name, source.load_parts(record)))
+    return out
 
 
 def bench_object(name: str, parts: list[trimesh.Trimesh], n_views: int, out_dir: Path) -> None:
@@ -113,7 +73,7 @@ def bench_object(name: str, parts: list[trimesh.Trimesh], n_views: int, out_dir:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--views", type=int, default=100)
-    parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="BlendSwap-CC-0 model folder names")
+    parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="BlendSwap-CC-0 model names (lower case)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     print(
@@ -124,12 +84,10 @@ def main() -> None:
     print(f"{'object':>12s} {'faces':>7s} {'build_ms':>8s} {'size':>5s} " + " ".join(f"{c:>9s}" for c in columns))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        bench_object("procedural", procedural_object(), args.views, tmp / "png")
-        if SH3F.exists():
-            for model in args.models.split(","):
-                bench_object(model, load_catalogue_model(model, tmp / "models"), args.views, tmp / "png")
-        else:
-            print(f"({SH3F} not found: catalogue models skipped)")
+        source = ProceduralSource(count=1, seed=0)
+        bench_object("procedural", source.load_parts(source.list_objects()[0]), args.views, tmp / "png")
+        for name, parts in catalogue_parts(args.models.split(",")):
+            bench_object(name, parts, args.views, tmp / "png")
 
 
 if __name__ == "__main__":
