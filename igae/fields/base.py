@@ -1,0 +1,93 @@
+"""The interface every radiance field implements (tri-planes now; vanilla NeRF, NGP, K-Planes later).
+
+A field maps 3D points to a non-negative density and ``C`` feature channels. ``C`` is 3 for
+RGB NeRFs and the autoencoder's latent channel count for latent NeRFs and IG-AE tri-planes;
+the volume renderer (:mod:`igae.fields.volume_renderer`) composites any ``C``.
+
+Output activations (chosen at construction, see :func:`output_activation`):
+
+- ``"sigmoid"``: RGB fields; colours live in ``[0, 1]``.
+- ``"tanh"``: latent fields. IG-AE renders *normalised* latents ``tanh(s * z)`` (DESIGN.md,
+  ``norm``), which live in ``(-1, 1)``, so a tanh output matches the target's range; the
+  composite ``sum_i w_i c_i + (1 - opacity) * bg`` is a convex combination and stays in
+  ``(-1, 1)`` whenever the background does.
+- ``"none"`` (default): unbounded features, e.g. for raw (unnormalised) latents.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+OUTPUT_ACTIVATIONS = ("none", "sigmoid", "tanh")
+
+SceneIndex = int | Tensor | None
+"""Which scene a point belongs to, for multi-scene fields (tri-planes of many scenes).
+
+``None``: the field's only scene (an error for a field that holds several). ``int``: one scene
+for all points. ``Tensor`` (long): one index per leading entry of ``points``; its shape must be
+a prefix of ``points.shape[:-1]`` (e.g. ``(R,)`` for points ``(R, S, 3)``).
+"""
+
+
+class FieldFn(Protocol):
+    """What the volume renderer calls: a :class:`Field`, or any function with this signature."""
+
+    def __call__(
+        self, points: Tensor, directions: Tensor | None = None, scene_index: SceneIndex = None
+    ) -> tuple[Tensor, Tensor]: ...
+
+
+def output_activation(name: str) -> torch.nn.Module:
+    """The feature activation called ``name`` (one of :data:`OUTPUT_ACTIVATIONS`), as a module
+    (not a lambda, so fields stay picklable)."""
+    if name == "none":
+        return torch.nn.Identity()
+    if name == "sigmoid":
+        return torch.nn.Sigmoid()
+    if name == "tanh":
+        return torch.nn.Tanh()
+    raise ValueError(f"output_activation must be one of {OUTPUT_ACTIVATIONS}, got {name!r}")
+
+
+class Field(torch.nn.Module):
+    """A radiance field: points -> (density >= 0, ``out_channels`` features).
+
+    Subclasses implement :meth:`forward` and set :attr:`out_channels`; they override
+    :meth:`density` when density alone is cheaper, and :meth:`param_groups` /
+    :meth:`regularizers` when they have named parameter groups or regularisers.
+    """
+
+    out_channels: int
+    """``C``: 3 for RGB fields, the latent channel count for latent fields."""
+
+    def forward(
+        self, points: Tensor, directions: Tensor | None = None, scene_index: SceneIndex = None
+    ) -> tuple[Tensor, Tensor]:
+        """Evaluate the field.
+
+        Args:
+            points: ``(..., 3)`` world-space points.
+            directions: ``(..., 3)`` unit viewing directions (the renderer always passes
+                them; view-independent fields ignore them).
+            scene_index: see :data:`SceneIndex`.
+
+        Returns:
+            density: ``(...)`` non-negative volume density (per world unit of length).
+            features: ``(..., C)`` feature vectors (colour or latent).
+        """
+        raise NotImplementedError
+
+    def density(self, points: Tensor, scene_index: SceneIndex = None) -> Tensor:
+        """``(...)`` density at ``(..., 3)`` points; for samplers and occupancy grids."""
+        return self.forward(points, None, scene_index)[0]
+
+    def param_groups(self) -> dict[str, list[torch.nn.Parameter]]:
+        """Named, disjoint parameter groups that cover all parameters (one optimizer each)."""
+        return {"all": list(self.parameters())}
+
+    def regularizers(self) -> dict[str, Tensor]:
+        """Unweighted regularisation terms, e.g. ``{"tv": ...}``; the caller applies weights."""
+        return {}
