@@ -19,11 +19,17 @@ IGAE = f"igae --params params.yaml --preset {PRESET}"
 LOGS = "results/logs"
 
 
+AES = ["standard", "finetuned", "igae"]
+TRAIN_DATA = ["data/scenes/train/manifest.json", "data/photos/manifest.json"]
+AE_DATA_ARGS = "--scenes data/scenes/train --photos data/photos"
+
+
 rule all:
     input:
         "data/scenes/train/manifest.json",
         "data/scenes/heldout/manifest.json",
         "data/photos/manifest.json",
+        expand("results/ae_eval/{ae}/metrics.json", ae=AES),
 
 
 rule fetch_assets:
@@ -88,3 +94,86 @@ rule build_photos:
     threads: 1
     shell:
         "igae build-photos --params params.yaml --preset {PRESET} --out data/photos 2> {log}"
+
+
+rule train_ae:
+    input:
+        TRAIN_DATA,
+    output:
+        model="results/autoencoders/standard/model/igae_autoencoder.json",
+        losses="results/autoencoders/standard/losses.csv",
+    params:
+        autoencoder=P.autoencoder.model_dump(),
+        train_ae=P.train_ae.model_dump(),
+        seed=P.seed,
+    log:
+        f"{LOGS}/train_ae.log",
+    threads: workflow.cores
+    resources:
+        mem_mb=6000,
+    shell:
+        "igae train-ae --params params.yaml --preset {PRESET} {AE_DATA_ARGS}"
+        " --out results/autoencoders/standard --work results/checkpoints/standard 2> {log}"
+
+
+rule train_igae:
+    input:
+        TRAIN_DATA,
+        "results/autoencoders/standard/model/igae_autoencoder.json",
+    output:
+        model="results/autoencoders/igae/model/igae_autoencoder.json",
+        losses="results/autoencoders/igae/losses.csv",
+        triplanes="results/autoencoders/igae/triplanes.pt",
+    params:
+        igae=P.igae.model_dump(),
+        autoencoder=P.autoencoder.model_dump(),
+        seed=P.seed,
+    log:
+        f"{LOGS}/train_igae.log",
+    threads: max(1, workflow.cores // 2)
+    resources:
+        mem_mb=8000,
+    shell:
+        "igae train-igae --params params.yaml --preset {PRESET} --ae results/autoencoders/standard {AE_DATA_ARGS}"
+        " --out results/autoencoders/igae --work results/checkpoints/igae 2> {log}"
+
+
+rule finetune_ae:
+    input:
+        TRAIN_DATA,
+        "results/autoencoders/standard/model/igae_autoencoder.json",
+    output:
+        model="results/autoencoders/finetuned/model/igae_autoencoder.json",
+        losses="results/autoencoders/finetuned/losses.csv",
+    params:
+        joint=P.igae.joint.model_dump(),
+        autoencoder=P.autoencoder.model_dump(),
+        seed=P.seed,
+    log:
+        f"{LOGS}/finetune_ae.log",
+    threads: max(1, workflow.cores // 2)
+    resources:
+        mem_mb=6000,
+    shell:
+        "igae finetune-ae --params params.yaml --preset {PRESET} --ae results/autoencoders/standard {AE_DATA_ARGS}"
+        " --out results/autoencoders/finetuned --work results/checkpoints/finetuned 2> {log}"
+
+
+rule eval_ae:
+    input:
+        "data/photos/manifest.json",
+        "data/scenes/heldout/manifest.json",
+        "data/scenes/train/manifest.json",
+        model="results/autoencoders/{ae}/model/igae_autoencoder.json",
+    output:
+        "results/ae_eval/{ae}/metrics.json",
+    params:
+        eval_ae=P.eval_ae.model_dump(),
+    wildcard_constraints:
+        ae="standard|finetuned|igae",
+    log:
+        f"{LOGS}/eval_ae_{{ae}}.log",
+    threads: 1
+    shell:
+        "igae eval-ae --params params.yaml --preset {PRESET} --ae results/autoencoders/{wildcards.ae} --name {wildcards.ae}"
+        " --photos data/photos --heldout data/scenes/heldout --scenes data/scenes/train --out results/ae_eval/{wildcards.ae} 2> {log}"

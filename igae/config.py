@@ -120,6 +120,95 @@ class PhotosParams(_Section):
         return self
 
 
+# --------------------------------------------------------------------------- autoencoders
+
+
+class ArchitectureParams(_Section):
+    block_out_channels: list[int] = Field(min_length=1, description="Channels per level; n levels give 2^(n-1) downsampling.")
+    layers_per_block: int = Field(ge=1)
+    latent_channels: int = Field(ge=1)
+    norm_num_groups: int = Field(ge=1, description="GroupNorm groups; must divide every block width.")
+
+
+class AutoencoderParams(_Section):
+    pretrained: str | None = Field(
+        description="null: train the standard AE here. Else a local diffusers folder or a hub id "
+        "(e.g. ostris/vae-kl-f8-d16; needs the network)."
+    )
+    architecture: ArchitectureParams = Field(description="Used when pretrained is null.")
+    normalizer_scale: float = Field(gt=0, description="s in norm(z) = tanh(s z) (paper code: 0.02).")
+    perceptual: Literal["auto", "lpips", "stlpips"] = Field(
+        description="auto: LPIPS (alex) when its backbone is cached, else ST-LPIPS (alex). Never random."
+    )
+
+
+class LossWeightsAE(_Section):
+    mse: float = Field(ge=0)
+    perceptual: float = Field(ge=0)
+    kl: float = Field(ge=0)
+
+
+class TrainAEParams(_Section):
+    steps: int = Field(ge=0, description="Optimisation steps of the standard AE (0 only with a pretrained AE).")
+    batch_size: int = Field(ge=1)
+    photo_fraction: float = Field(ge=0, le=1, description="Share of each batch drawn from real photos.")
+    lr: float = Field(gt=0)
+    lr_decay: float = Field(gt=0, le=1, description="Exponential decay factor per step.")
+    loss: LossWeightsAE
+    checkpoint_every: int = Field(ge=1)
+
+
+class TriplaneParams(_Section):
+    resolution: int = Field(ge=4, description="Plane side in cells (paper: 64).")
+    features: int = Field(ge=1, description="Feature channels per plane (paper: 32).")
+    hidden: int = Field(ge=4, description="Width of the shared decoder MLP.")
+    coarse_samples: int = Field(ge=2, description="Stratified samples per ray.")
+    fine_samples: int = Field(ge=0, description="Importance samples per ray.")
+
+
+class WarmupParams(_Section):
+    steps: int = Field(ge=0)
+    views_per_batch: int = Field(ge=1)
+    lr: float = Field(gt=0, description="Tri-planes and MLP (paper: 1e-3).")
+    lr_decay: float = Field(gt=0, le=1)
+    latent: float = Field(ge=0, description="Weight of L_latent.")
+    tv: float = Field(ge=0, description="Weight of the tri-plane TV.")
+
+
+class JointParams(_Section):
+    steps: int = Field(ge=0)
+    views_per_batch: int = Field(ge=1)
+    photos_per_batch: int = Field(ge=0)
+    lr_ae: float = Field(gt=0, description="Encoder and decoder (paper: 5e-5).")
+    lr_triplane: float = Field(gt=0, description="Tri-planes and MLP (paper: 1e-4).")
+    lr_decay: float = Field(gt=0, le=1)
+    latent: float = Field(ge=0)
+    rgb: float = Field(ge=0)
+    ae_synthetic: float = Field(ge=0)
+    ae_real_mse: float = Field(ge=0)
+    ae_real_perceptual: float = Field(ge=0)
+    tv: float = Field(ge=0)
+
+
+class IGAEParams(_Section):
+    triplane: TriplaneParams
+    warmup: WarmupParams
+    joint: JointParams
+    checkpoint_every: int = Field(ge=1)
+    render_scenes: int = Field(ge=0, description="Training scenes whose decoded tri-plane renders are saved at the end.")
+
+
+class TrainingParams(_Section):
+    device: Literal["auto", "cpu", "cuda"] = Field(description="auto: cuda when available.")
+    threads: int = Field(ge=0, description="torch CPU threads per process (0: torch's default).")
+    processes: int = Field(ge=1, description="Data-parallel processes for AE/IG-AE training (one per GPU on a GPU node).")
+    nan_policy: Literal["stop", "skip"] = Field(description="NaN/inf loss or gradient: stop, or skip the step and count it.")
+
+
+class EvalAEParams(_Section):
+    max_images: int = Field(ge=1, description="At most this many held-out photos and scene views per AE.")
+
+
 # --------------------------------------------------------------------------- root
 
 
@@ -129,9 +218,31 @@ class Params(_Section):
     assets: AssetsParams
     scenes: ScenesParams
     photos: PhotosParams
+    training: TrainingParams
+    autoencoder: AutoencoderParams
+    train_ae: TrainAEParams
+    igae: IGAEParams
+    eval_ae: EvalAEParams
 
     @model_validator(mode="after")
     def _check(self) -> "Params":
+        arch = self.autoencoder.architecture
+        if self.autoencoder.pretrained is None:
+            factor = 2 ** (len(arch.block_out_channels) - 1)
+            if self.scenes.resolution % factor:
+                raise ValueError(
+                    f"scenes.resolution ({self.scenes.resolution}) must be divisible by the AE's downsampling "
+                    f"factor {factor} (autoencoder.architecture.block_out_channels has "
+                    f"{len(arch.block_out_channels)} levels)"
+                )
+            if self.train_ae.steps == 0:
+                raise ValueError("train_ae.steps is 0 but autoencoder.pretrained is null: nothing would train the AE")
+            bad = [c for c in arch.block_out_channels if c % arch.norm_num_groups]
+            if bad:
+                raise ValueError(
+                    f"autoencoder.architecture.norm_num_groups ({arch.norm_num_groups}) must divide every "
+                    f"block width; it does not divide {bad}"
+                )
         a = self.assets
         if a.source == "folder" and not a.folder.path:
             raise ValueError("assets.source is 'folder' but assets.folder.path is empty")

@@ -12,7 +12,7 @@ import sys
 from typing import Callable, Sequence
 
 from igae import __version__
-from igae.errors import InputError
+from igae.errors import IgaeError
 
 Handler = Callable[[argparse.Namespace], None]
 
@@ -27,7 +27,7 @@ def _add_params_args(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (subcommands registered by each stage module)."""
-    from igae.cli import data_stages
+    from igae.cli import ae_stages, data_stages
 
     parser = argparse.ArgumentParser(
         prog="igae",
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"igae {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     data_stages.register(sub, _add_params_args)
+    ae_stages.register(sub, _add_params_args)
     return parser
 
 
@@ -47,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         handler(args)
-    except InputError as exc:
+    except IgaeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,244 @@
+"""Autoencoder stages: the standard AE, IG-AE, the fine-tuning ablation, AE-quality evaluation."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from igae.config import Params, load_params
+from igae.errors import InputError
+from igae.io import atomic_dir, save_png_atomic, sha256_file, write_json_atomic
+from igae.provenance import provenance
+
+
+def _log(message: str) -> None:
+    print(f"[igae] {message}", file=sys.stderr, flush=True)
+
+
+def _setup(args: argparse.Namespace) -> tuple[Params, torch.device, Any]:
+    """Params, device and data-parallel context; re-launches under torch.distributed.run
+    when ``training.processes`` > 1 and this process was not started by it."""
+    from igae.train.distributed import init_distributed, resolve_device
+
+    params = load_params(args.params, preset=args.preset)
+    procs = params.training.processes
+    if procs > 1 and "WORLD_SIZE" not in os.environ:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}",
+               "-m", "igae", *sys.argv[1:]]
+        _log(f"launching {procs} data-parallel processes")
+        raise SystemExit(subprocess.call(cmd))
+    if params.training.threads > 0:
+        torch.set_num_threads(params.training.threads)
+    device = resolve_device(params.training.device)
+    return params, device, init_distributed(device)
+
+
+def _data_checksums(*paths: str | Path) -> dict[str, str]:
+    return {str(p): sha256_file(p) for p in paths}
+
+
+def _metadata(params: Params, name: str, extra: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "preset": params.preset, "seed": params.seed,
+            "params": {k: getattr(params, k).model_dump() for k in ("autoencoder", "train_ae", "igae", "training")},
+            **extra}
+
+
+def _load_training_data(args: argparse.Namespace):
+    from igae.data.photos import read_photo_set
+    from igae.train.data import load_view_bank
+
+    return load_view_bank(args.scenes, "train"), read_photo_set(args.photos, "train")
+
+
+def cmd_train_ae(args: argparse.Namespace) -> None:
+    from igae.autoencoder.model import AEArchitecture, Autoencoder
+    from igae.autoencoder.perceptual import load_perceptual
+    from igae.train.distributed import shutdown_distributed
+    from igae.train.standard_ae import train_standard_ae
+
+    params, device, ctx = _setup(args)
+    cfg = params.autoencoder
+    checksums = _data_checksums(Path(args.scenes) / "manifest.json", Path(args.photos) / "manifest.json")
+    work = Path(args.work)
+    if cfg.pretrained is not None:
+        ae = Autoencoder.from_pretrained(cfg.pretrained, normalizer_scale=cfg.normalizer_scale)
+        result_info = {"trained_here": False, "pretrained": cfg.pretrained}
+    else:
+        a = cfg.architecture
+        arch = AEArchitecture(tuple(a.block_out_channels), a.layers_per_block, a.latent_channels, a.norm_num_groups)
+        ae = Autoencoder.from_architecture(arch, seed=params.seed, normalizer_scale=cfg.normalizer_scale).to(device)
+        bank, photos = _load_training_data(args)
+        perceptual = load_perceptual(cfg.perceptual, device=device)
+        _log(f"standard AE: {sum(p.numel() for p in ae.parameters()) / 1e6:.2f}M parameters, "
+             f"{len(bank)} scene views + {len(photos)} photos, perceptual {perceptual.backend}")
+        result = train_standard_ae(ae, bank.images, photos, params.train_ae, perceptual, params.seed, work,
+                                   params.training.nan_policy, ctx)
+        result_info = {"trained_here": True, "steps": params.train_ae.steps, "skipped_steps": result.skipped_steps,
+                       "resumed_from": result.resumed_from, "perceptual_backend": perceptual.backend}
+    if ctx.is_main:
+        meta = _metadata(params, "standard", {**result_info, "data_sha256": checksums})
+        _write_ae_output(args.out, ae, meta, work / "losses.csv")
+    shutdown_distributed()
+
+
+def cmd_finetune_ae(args: argparse.Namespace) -> None:
+    from igae.autoencoder.model import Autoencoder
+    from igae.autoencoder.perceptual import load_perceptual
+    from igae.train.distributed import shutdown_distributed
+    from igae.train.standard_ae import finetune_ae
+
+    params, device, ctx = _setup(args)
+    ae = Autoencoder.load(Path(args.ae) / "model").to(device)
+    bank, photos = _load_training_data(args)
+    perceptual = load_perceptual(params.autoencoder.perceptual, device=device)
+    result = finetune_ae(ae, bank.images, photos, params.igae.joint, perceptual, params.seed, args.work,
+                         params.igae.checkpoint_every, params.training.nan_policy, ctx)
+    if ctx.is_main:
+        meta = _metadata(params, "finetuned", {
+            "start": str(args.ae), "steps": params.igae.joint.steps, "skipped_steps": result.skipped_steps,
+            "resumed_from": result.resumed_from, "perceptual_backend": perceptual.backend,
+            "data_sha256": _data_checksums(Path(args.scenes) / "manifest.json", Path(args.photos) / "manifest.json"),
+        })
+        _write_ae_output(args.out, ae, meta, Path(args.work) / "losses.csv")
+    shutdown_distributed()
+
+
+def cmd_train_igae(args: argparse.Namespace) -> None:
+    from igae.autoencoder.model import Autoencoder
+    from igae.autoencoder.perceptual import load_perceptual
+    from igae.train.distributed import shutdown_distributed
+    from igae.train.igae_trainer import make_triplane_field, save_field, train_igae
+
+    params, device, ctx = _setup(args)
+    ae = Autoencoder.load(Path(args.ae) / "model").to(device)
+    bank, photos = _load_training_data(args)
+    perceptual = load_perceptual(params.autoencoder.perceptual, device=device)
+    field = make_triplane_field(bank.num_scenes, params.igae.triplane, ae.latent_channels,
+                                params.scenes.object_box, params.seed)
+    _log(f"IG-AE: {bank.num_scenes} tri-plane scenes, {len(bank)} views, {len(photos)} photos, "
+         f"perceptual {perceptual.backend}")
+    result = train_igae(ae, field, bank, photos, params.igae, perceptual, params.seed, args.work,
+                        params.training.nan_policy, ctx)
+    if ctx.is_main:
+        meta = _metadata(params, "igae", {
+            "start": str(args.ae), "skipped_steps": result.skipped_steps, "resumed_from": result.resumed_from,
+            "perceptual_backend": perceptual.backend, "scenes": bank.scene_names,
+            "data_sha256": _data_checksums(Path(args.scenes) / "manifest.json", Path(args.photos) / "manifest.json"),
+        })
+
+        def extra(tmp: Path) -> None:
+            save_field(tmp / "triplanes.pt", field, params.igae.triplane, {"scenes": bank.scene_names, "seed": params.seed})
+            _save_training_renders(tmp / "renders", ae, field, bank, params)
+
+        _write_ae_output(args.out, ae, meta, Path(args.work) / "losses.csv", extra)
+    shutdown_distributed()
+
+
+def _save_training_renders(folder: Path, ae, field, bank, params: Params) -> None:
+    """Per scene: ground truth (top row) above decoded tri-plane renders (bottom row)."""
+    from igae.train.igae_trainer import decoded_renders
+
+    for s in range(min(params.igae.render_scenes, bank.num_scenes)):
+        views = torch.nonzero(bank.scene_index == s).flatten()[:4]
+        pred = decoded_renders(ae, field, bank, views, params.igae.triplane)
+        grid = torch.cat([torch.cat(list(bank.images[views]), dim=2), torch.cat(list(pred), dim=2)], dim=1)
+        save_png_atomic(folder / f"{bank.scene_names[s]}.png", grid.permute(1, 2, 0).numpy())
+
+
+def _write_ae_output(out: str, ae, meta: dict[str, Any], losses: Path,
+                     extra: Callable[[Path], None] | None = None) -> None:
+    """``out/model`` (diffusers format + igae_autoencoder.json), ``out/losses.csv``, extras; atomically."""
+    with atomic_dir(out) as tmp:
+        ae.save(tmp / "model", metadata=meta)
+        if losses.exists():
+            shutil.copyfile(losses, tmp / "losses.csv")
+        else:  # a pretrained AE that was not trained here
+            (tmp / "losses.csv").write_text("step,phase\n")
+        if extra is not None:
+            extra(tmp)
+    _log(f"wrote {out}")
+
+
+def cmd_eval_ae(args: argparse.Namespace) -> None:
+    from igae.autoencoder.model import Autoencoder
+    from igae.autoencoder.perceptual import load_perceptual
+    from igae.data.photos import read_photo_set
+    from igae.eval.ae_quality import evaluate_autoencoder, summarize
+    from igae.eval.metrics import image_metrics
+    from igae.train.data import load_view_bank
+    from igae.train.distributed import resolve_device
+
+    params = load_params(args.params, preset=args.preset)
+    device = resolve_device(params.training.device)
+    ae = Autoencoder.load(Path(args.ae) / "model").to(device)
+    perceptual = load_perceptual(params.autoencoder.perceptual, device=device)
+    limit = params.eval_ae.max_images
+    photos = read_photo_set(args.photos, "test")[:limit]
+    heldout = load_view_bank(args.heldout, "train")  # held-out scenes: never seen by any AE
+    pick = torch.linspace(0, len(heldout) - 1, min(limit, len(heldout))).round().long().unique()
+    sets = {
+        "photos_test": (photos, [f"photo_{i:03d}" for i in range(len(photos))]),
+        "heldout_scene_views": (heldout.images[pick], [f"{heldout.scene_names[heldout.scene_index[i]]}/view_{int(i)}" for i in pick]),
+    }
+    meta = {"autoencoder": args.name, "ae_folder": str(args.ae), "seed": params.seed,
+            "provenance": provenance(params.seed, device=str(device))}
+    triplanes = Path(args.ae) / "triplanes.pt"
+    if triplanes.exists() and args.scenes:
+        from igae.train.igae_trainer import decoded_renders, load_field
+
+        field, tp = load_field(triplanes, params.scenes.object_box)
+        bank = load_view_bank(args.scenes, "train")
+        views = torch.linspace(0, len(bank) - 1, min(limit, len(bank))).round().long().unique()
+        pred = decoded_renders(ae, field.to(device), bank, views, tp)
+        fit = {k: v.cpu() for k, v in image_metrics(pred.to(device), bank.images[views].to(device), perceptual).items()}
+        meta["triplane_fit_training_views"] = summarize(fit)
+    result = evaluate_autoencoder(ae, sets, perceptual, args.out, meta)
+    for set_name, m in result["metrics"].items():
+        _log(f"{args.name} {set_name}: PSNR {m['psnr']['mean']:.2f} dB, SSIM {m['ssim']['mean']:.3f}, "
+             f"{result['perceptual_backend']} {m.get('perceptual', {}).get('mean', float('nan')):.4f}")
+    if "triplane_fit_training_views" in meta:
+        _log(f"{args.name} tri-plane fit on training views: PSNR {meta['triplane_fit_training_views']['psnr']['mean']:.2f} dB")
+
+
+def register(sub: argparse._SubParsersAction, add_params_args: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Add the autoencoder subcommands to the ``igae`` parser."""
+
+    def add(name: str, handler, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        add_params_args(p)
+        p.set_defaults(handler=handler)
+        return p
+
+    def data_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--scenes", required=True, help="training scene set (data/scenes/train)")
+        p.add_argument("--photos", required=True, help="photo set (data/photos)")
+        p.add_argument("--out", required=True, help="output folder: model/ (diffusers format), losses.csv, ...")
+        p.add_argument("--work", required=True, help="checkpoint folder; a rerun resumes from it")
+
+    p = add("train-ae", cmd_train_ae,
+            "Train the standard AE from scratch on photos + training-scene views (or take autoencoder.pretrained).")
+    data_args(p)
+    p = add("finetune-ae", cmd_finetune_ae,
+            "Ablation: fine-tune the standard AE with IG-AE's autoencoding losses only (no tri-planes).")
+    p.add_argument("--ae", required=True, help="the standard AE's output folder")
+    data_args(p)
+    p = add("train-igae", cmd_train_igae,
+            "Train IG-AE: tri-plane warm-up on cached latents, then joint training of AE + tri-planes.")
+    p.add_argument("--ae", required=True, help="the standard AE's output folder (IG-AE starts from it)")
+    data_args(p)
+    p = add("eval-ae", cmd_eval_ae,
+            "Reconstruction PSNR/SSIM/perceptual of an AE on held-out photos and held-out scene views "
+            "(and, for IG-AE, the tri-plane fit on training views).")
+    p.add_argument("--ae", required=True, help="an AE output folder (with model/)")
+    p.add_argument("--name", required=True, help="name in tables, e.g. standard, finetuned, igae")
+    p.add_argument("--photos", required=True, help="photo set (its test split is used)")
+    p.add_argument("--heldout", required=True, help="held-out scene set (data/scenes/heldout)")
+    p.add_argument("--scenes", default=None, help="training scene set, for the tri-plane fit of IG-AE")
+    p.add_argument("--out", required=True, help="output folder: metrics.json, per_image.csv")

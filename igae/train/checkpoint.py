@@ -1,0 +1,83 @@
+"""Training checkpoints: one explicit dict, written atomically, verified on load.
+
+A checkpoint holds everything a run needs to continue as if never stopped: model and
+optimizer/scheduler states, the step, every RNG state, and the config. Files are
+``step_XXXXXXX.pt`` plus a ``.sha256`` sidecar; a file whose checksum does not match
+(the process died while copying it elsewhere, a disk fault) is skipped with a warning
+and the previous one is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import random
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from igae.io import write_bytes_atomic, write_text_atomic
+
+_PATTERN = "step_*.pt"
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, NumPy and torch (CPU and CUDA) RNG states."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def checkpoint_path(folder: str | Path, step: int) -> Path:
+    return Path(folder) / f"step_{step:07d}.pt"
+
+
+def save_checkpoint(folder: str | Path, step: int, state: dict[str, Any], keep: int = 2) -> Path:
+    """Write ``state`` (plus ``step``) as the checkpoint of ``step``; keep the newest ``keep``.
+
+    The tensor file is written first, then its checksum sidecar; both atomically. A
+    checkpoint without a valid sidecar is never used, so a crash between the two
+    writes only loses this checkpoint.
+    """
+    buffer = io.BytesIO()
+    torch.save({**state, "step": step}, buffer)
+    data = buffer.getvalue()
+    path = checkpoint_path(folder, step)
+    write_bytes_atomic(path, data)
+    write_text_atomic(path.with_suffix(".pt.sha256"), hashlib.sha256(data).hexdigest() + "\n")
+    for old in sorted(Path(folder).glob(_PATTERN))[:-keep] if keep > 0 else []:
+        old.unlink(missing_ok=True)
+        old.with_suffix(".pt.sha256").unlink(missing_ok=True)
+    return path
+
+
+def load_latest_checkpoint(folder: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any] | None:
+    """The newest checkpoint in ``folder`` whose checksum verifies, or ``None`` if there is none.
+
+    Corrupt or unverifiable files are skipped with a warning naming them.
+    """
+    for path in sorted(Path(folder).glob(_PATTERN), reverse=True):
+        sidecar = path.with_suffix(".pt.sha256")
+        data = path.read_bytes()
+        expected = sidecar.read_text().strip() if sidecar.exists() else None
+        if expected != hashlib.sha256(data).hexdigest():
+            warnings.warn(f"{path}: checksum missing or wrong, skipping this checkpoint", stacklevel=2)
+            continue
+        try:
+            return torch.load(io.BytesIO(data), map_location=map_location, weights_only=False)
+        except Exception as exc:  # noqa: BLE001 - any unpickling failure means unusable
+            warnings.warn(f"{path}: unreadable checkpoint ({exc}), skipping it", stacklevel=2)
+    return None

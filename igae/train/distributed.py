@@ -1,0 +1,90 @@
+"""Data parallelism with torch.distributed: every process computes its shard of the
+global batch; gradients are averaged before each optimizer step.
+
+Processes are started by ``torchrun`` (or ``python -m torch.distributed.run``), which
+sets RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT. Gradients are all-reduced by hand
+instead of wrapping models in DistributedDataParallel because IG-AE's per-scene
+tri-planes see different scenes on different ranks, which DDP's bucketing handles
+poorly (unused parameters); averaging every gradient explicitly is exact and simple.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Where this process stands in a data-parallel run (rank 0 of 1 when single-process)."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, items: torch.Tensor) -> torch.Tensor:
+        """This rank's share of a global batch (every ``world_size``-th item from ``rank``)."""
+        return items[self.rank :: self.world_size]
+
+    def average_gradients(self, params: list[torch.nn.Parameter]) -> None:
+        """All-reduce and average the gradients of ``params``.
+
+        A parameter with no gradient on any rank keeps ``grad = None`` (as in a single
+        process), so Adam skips it: tri-planes of scenes absent from the global batch must
+        not drift with stale momentum. Missing gradients on some ranks count as zero.
+        """
+        if self.world_size == 1:
+            return
+        present = torch.tensor([float(p.grad is not None) for p in params])
+        dist.all_reduce(present, op=dist.ReduceOp.SUM)
+        for p, seen in zip(params, present.tolist()):
+            if seen == 0:
+                continue
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+            p.grad.div_(self.world_size)
+
+    def all_true(self, flag: bool) -> bool:
+        """True on every rank only if ``flag`` is true on every rank (for NaN decisions)."""
+        if self.world_size == 1:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0])
+        dist.all_reduce(t, op=dist.ReduceOp.MIN)
+        return bool(t.item() > 0.5)
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            dist.barrier()
+
+
+def init_distributed(device: torch.device) -> DistContext:
+    """Join the process group when launched by torchrun; a single-process context otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistContext()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size())
+
+
+def shutdown_distributed() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda (this process's local GPU under torchrun) when available, else cpu."""
+    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        from igae.errors import InputError
+
+        raise InputError("training.device is 'cuda' but no CUDA device is available (use 'auto' or 'cpu')")
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))

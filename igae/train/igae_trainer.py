@@ -1,0 +1,232 @@
+"""IG-AE training: tri-plane latent scenes trained jointly with the autoencoder.
+
+Phase 1, warm-up: the AE is frozen; the normalised latents of all training views are
+encoded once (posterior mean) and cached; the tri-planes and the shared MLP learn to
+render them at latent resolution.
+
+Phase 2, joint: encoder, decoder, tri-planes and MLP all update on every step with
+    L_latent = MSE(norm(E(x)), R)            render vs encoded view (tri-planes, MLP, encoder)
+    L_rgb    = MSE(D(denorm(R)), x)          decoded render vs image (tri-planes, MLP, decoder)
+    L_ae_synthetic = MSE(D(E(x)), x)         scene views
+    L_ae_real = MSE + perceptual             real photos
+    TV on the tri-planes of the batch's scenes.
+Unlike the public reference code, the tri-plane/MLP optimizer steps in the joint phase
+(tested), and the warm-up latents really are computed once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from igae.autoencoder.model import Autoencoder
+from igae.autoencoder.normalizer import background_latent
+from igae.autoencoder.perceptual import PerceptualMetric
+from igae.config import IGAEParams, TriplaneParams
+from igae.fields.sampling import CoarseToFineSampler
+from igae.fields.triplane import TriplaneField
+from igae.fields.volume_renderer import render_views
+from igae.geometry import scale_intrinsics
+from igae.train.ae_losses import autoencoding_terms
+from igae.train.data import ViewBank, draw, step_generator
+from igae.train.distributed import DistContext
+from igae.train.loop import LoopResult, Phase, run_phases
+from igae.seeding import derive_seed
+
+
+def make_triplane_field(num_scenes: int, cfg: TriplaneParams, latent_channels: int, object_box: float, seed: int) -> TriplaneField:
+    """Tri-planes over the normalised object box, tanh output (normalised latents lie in (-1, 1))."""
+    return TriplaneField(
+        num_scenes=num_scenes, resolution=cfg.resolution, features=cfg.features, out_channels=latent_channels,
+        hidden=cfg.hidden, aabb=object_box / 2.0, output_activation="tanh", seed=seed,
+    )
+
+
+class LatentRenderer:
+    """Renders whole latent images of a :class:`ViewBank`'s views from a tri-plane field."""
+
+    def __init__(self, field: TriplaneField, bank: ViewBank, downsampling: int, cfg: TriplaneParams) -> None:
+        self.field = field
+        self.bank = bank
+        self.height = bank.images.shape[2] // downsampling
+        self.width = bank.images.shape[3] // downsampling
+        # Exact scaling (no floor division): a 1/f image has fx/f, fy/f, cx/f, cy/f.
+        self.intrinsics = scale_intrinsics(bank.intrinsics, float(downsampling))
+        self.sampler = CoarseToFineSampler(field.aabb, n_coarse=cfg.coarse_samples, n_fine=cfg.fine_samples)
+
+    def __call__(self, views: torch.Tensor, background: torch.Tensor, jitter_seed: int | None) -> torch.Tensor:
+        """Normalised latent renders of ``views`` (indices into the bank): ``(B, C, h, w)``.
+
+        With ``jitter_seed``, samples are jittered from one generator per view, seeded by
+        (jitter_seed, view index): a view's samples then do not depend on which other views
+        share the batch or the process, so data-parallel runs equal single-process ones.
+        """
+        device = background.device
+        c2w = self.bank.camera_to_world[views].to(device)
+        intr = self.intrinsics[views].to(device)
+        scenes = self.bank.scene_index[views].to(device)
+        if jitter_seed is None:
+            return render_views(self.field, c2w, intr, self.width, self.height, self.sampler, background,
+                                scene_index=scenes, train=False)
+        return torch.cat([
+            render_views(self.field, c2w[i : i + 1], intr[i : i + 1], self.width, self.height, self.sampler,
+                         background, scene_index=scenes[i : i + 1], train=True,
+                         generator=torch.Generator(device=device).manual_seed(derive_seed(jitter_seed, int(v))))
+            for i, v in enumerate(views)
+        ])
+
+
+@torch.no_grad()
+def encode_normalized(ae: Autoencoder, images: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
+    """``norm(E(x))`` (posterior mean) of ``images`` (N, 3, H, W) -> (N, C, h, w) on CPU."""
+    was_training = ae.training
+    ae.eval()
+    out = [ae.normalizer.normalize(ae.encode(images[i : i + batch_size].to(ae.device))).cpu()
+           for i in range(0, len(images), batch_size)]
+    ae.train(was_training)
+    return torch.cat(out)
+
+
+def normalized_background(ae: Autoencoder, bank: ViewBank) -> torch.Tensor:
+    """The background colour's normalised latent under the current encoder, ``(C,)``."""
+    with torch.no_grad():
+        z = background_latent(ae, bank.background, size=bank.images.shape[-1])
+    return ae.normalizer.normalize(z).to(ae.device)
+
+
+def train_igae(
+    ae: Autoencoder,
+    field: TriplaneField,
+    bank: ViewBank,
+    photos: torch.Tensor,
+    cfg: IGAEParams,
+    perceptual: PerceptualMetric | None,
+    seed: int,
+    work_dir: str | Path,
+    nan_policy: str = "stop",
+    ctx: DistContext = DistContext(),
+) -> LoopResult:
+    """Warm-up then joint training of ``ae`` and ``field`` in place.
+
+    Args:
+        bank: training views (train split of the training scenes); ``field`` has one
+            tri-plane per ``bank`` scene.
+        photos: (P, 3, H, W) real-photo crops for the real-image losses.
+        work_dir: gets ``checkpoints/`` and ``losses.csv``.
+    """
+    device = ae.device
+    field.to(device)
+    renderer = LatentRenderer(field, bank, ae.downsampling, cfg.triplane)
+    groups = field.param_groups()
+    field_params = groups["triplanes"] + groups["mlp"]
+    w, j = cfg.warmup, cfg.joint
+    for batch in (w.views_per_batch, j.views_per_batch, j.photos_per_batch):
+        if batch % ctx.world_size:
+            from igae.errors import InputError
+
+            raise InputError(f"igae batch sizes must be divisible by the {ctx.world_size} processes (got {batch})")
+
+    # ---- phase 1: warm-up on cached latents, AE frozen
+    targets = encode_normalized(ae, bank.images)  # computed once, reused every warm-up step
+    warm_background = normalized_background(ae, bank)
+    opt_warm = torch.optim.Adam([
+        {"params": groups["triplanes"], "name": "triplanes"}, {"params": groups["mlp"], "name": "mlp"},
+    ], lr=w.lr)
+    sched_warm = torch.optim.lr_scheduler.ExponentialLR(opt_warm, gamma=w.lr_decay)
+
+    def warmup_step(step: int) -> dict[str, torch.Tensor]:
+        _set_ae_trainable(ae, False)
+        g = step_generator(seed, "warmup", step)
+        batch = draw(len(bank), w.views_per_batch, g)
+        views = ctx.shard(batch)
+        render = renderer(views, warm_background, derive_seed(seed, "warmup/jitter", step))
+        terms = {"latent": w.latent * F.mse_loss(render, targets[views].to(device))}
+        if w.tv > 0:  # over the global batch's scenes on every rank: same value as one process
+            terms["tv"] = w.tv * field.tv_loss(bank.scene_index[batch].unique())
+        return terms
+
+    # ---- phase 2: joint
+    opt_ae = torch.optim.Adam([
+        {"params": list(ae.encoder_parameters()), "name": "encoder"},
+        {"params": list(ae.decoder_parameters()), "name": "decoder"},
+    ], lr=j.lr_ae)
+    opt_field = torch.optim.Adam([
+        {"params": groups["triplanes"], "name": "triplanes"}, {"params": groups["mlp"], "name": "mlp"},
+    ], lr=j.lr_triplane)
+    scheds = {name: torch.optim.lr_scheduler.ExponentialLR(o, gamma=j.lr_decay)
+              for name, o in (("ae", opt_ae), ("field", opt_field))}
+
+    def joint_step(step: int) -> dict[str, torch.Tensor]:
+        _set_ae_trainable(ae, True)
+        # Same tag and draw order as the fine-tuning ablation: both see identical batches.
+        g = step_generator(seed, "joint", step)
+        batch = draw(len(bank), j.views_per_batch, g)
+        views = ctx.shard(batch)
+        photo_idx = ctx.shard(draw(len(photos), j.photos_per_batch, g))
+        x = bank.images[views].to(device)
+        z = ae.encode(x)
+        render = renderer(views, normalized_background(ae, bank), derive_seed(seed, "joint/jitter", step))
+        terms = {
+            "latent": j.latent * F.mse_loss(ae.normalizer.normalize(z), render),
+            "rgb": j.rgb * F.mse_loss(ae.decode(ae.normalizer.denormalize(render)), x),
+        }
+        if j.ae_synthetic > 0:
+            terms["ae_synthetic"] = j.ae_synthetic * F.mse_loss(ae.decode(z), x)
+        terms.update(autoencoding_terms(ae, None, photos[photo_idx].to(device), perceptual,
+                                        0.0, j.ae_real_mse, j.ae_real_perceptual))
+        if j.tv > 0:
+            terms["tv"] = j.tv * field.tv_loss(bank.scene_index[batch].unique())
+        return terms
+
+    phases = [
+        Phase("warmup", w.steps, warmup_step, {"field": opt_warm}, {"field": sched_warm}, field_params),
+        Phase("joint", j.steps, joint_step, {"ae": opt_ae, "field": opt_field}, scheds,
+              list(ae.parameters()) + field_params),
+    ]
+    work = Path(work_dir)
+    result = run_phases(phases, {"ae": ae, "field": field}, work / "checkpoints", work / "losses.csv",
+                        cfg.checkpoint_every, nan_policy, ctx, config={"igae": cfg.model_dump(), "seed": seed})
+    _set_ae_trainable(ae, True)
+    return result
+
+
+def _set_ae_trainable(ae: Autoencoder, trainable: bool) -> None:
+    for p in ae.parameters():
+        p.requires_grad_(trainable)
+    ae.train(trainable)
+
+
+@torch.no_grad()
+def decoded_renders(ae: Autoencoder, field: TriplaneField, bank: ViewBank, views: torch.Tensor,
+                    cfg: TriplaneParams) -> torch.Tensor:
+    """``D(denorm(R))`` of ``views`` (indices into ``bank``): (N, 3, H, W) in [0, 1], for
+    training renders and the tri-plane fit quality."""
+    ae.eval()
+    renderer = LatentRenderer(field, bank, ae.downsampling, cfg)
+    background = normalized_background(ae, bank)
+    out = []
+    for i in range(0, len(views), 8):
+        latent = renderer(views[i : i + 8], background, None)
+        out.append(ae.decode(ae.normalizer.denormalize(latent), clamp=True).cpu())
+    return torch.cat(out)
+
+
+def save_field(path: str | Path, field: TriplaneField, cfg: TriplaneParams, meta: dict[str, Any]) -> None:
+    """Tri-planes + MLP with what rebuilds them, written atomically."""
+    from igae.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save({"state_dict": field.state_dict(), "triplane": cfg.model_dump(), "num_scenes": field.num_scenes,
+                    "out_channels": field.out_channels, "meta": meta}, tmp)
+
+
+def load_field(path: str | Path, object_box: float) -> tuple[TriplaneField, TriplaneParams]:
+    """Rebuild a field saved by :func:`save_field`."""
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    cfg = TriplaneParams(**blob["triplane"])
+    field = make_triplane_field(blob["num_scenes"], cfg, blob["out_channels"], object_box, seed=0)
+    field.load_state_dict(blob["state_dict"])
+    return field, cfg

@@ -1,0 +1,258 @@
+"""AE / IG-AE training on a tiny in-memory config: gradient flow per phase, resume,
+NaN handling, data parallelism."""
+
+from __future__ import annotations
+
+import copy
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+import igae.train.loop as loop_module
+from igae.autoencoder.model import AEArchitecture, Autoencoder
+from igae.config import load_params
+from igae.errors import NumericalError
+from igae.render.cameras import sample_cameras
+from igae.train.data import ViewBank
+from igae.train.igae_trainer import decoded_renders, make_triplane_field, train_igae
+from igae.train.standard_ae import finetune_ae, train_standard_ae
+
+REPO = Path(__file__).resolve().parents[1]
+ARCH = AEArchitecture((8, 16, 16), 1, 4, 4)
+
+
+def _params(**overrides):
+    base = {"igae.warmup.steps": 3, "igae.joint.steps": 3, "igae.checkpoint_every": 2,
+            "igae.joint.views_per_batch": 2, "igae.joint.photos_per_batch": 2, "igae.warmup.views_per_batch": 2,
+            "train_ae.steps": 4, "train_ae.batch_size": 4, "train_ae.checkpoint_every": 2}
+    base.update(overrides)
+    return load_params(REPO / "params.yaml", preset="smoke", overrides=base)
+
+
+def _bank(n_scenes: int = 2, views: int = 4, size: int = 16) -> ViewBank:
+    g = torch.Generator().manual_seed(0)
+    c2w = torch.cat([sample_cameras(views, 2.6, (-20.0, 70.0), seed=s) for s in range(n_scenes)])
+    focal = size / (2 * torch.tan(torch.deg2rad(torch.tensor(20.0))))
+    intr = torch.tensor([focal, focal, size / 2, size / 2]).expand(len(c2w), 4).clone()
+    return ViewBank(
+        images=_smooth_images(len(c2w), size, g), camera_to_world=c2w, intrinsics=intr,
+        scene_index=torch.arange(n_scenes).repeat_interleave(views), scene_names=[f"s{i}" for i in range(n_scenes)],
+        background=(1.0, 1.0, 1.0),
+    )
+
+
+def _smooth_images(n: int, size: int, g: torch.Generator) -> torch.Tensor:
+    """Low-frequency images (an AE can learn them, unlike white noise)."""
+    coarse = torch.rand(n, 3, 4, 4, generator=g)
+    return torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def _photos(n: int = 6, size: int = 16) -> torch.Tensor:
+    return _smooth_images(n, size, torch.Generator().manual_seed(1))
+
+
+def _models(params, bank):
+    ae = Autoencoder.from_architecture(ARCH, seed=0)
+    field = make_triplane_field(bank.num_scenes, params.igae.triplane, ARCH.latent_channels, 1.0, seed=0)
+    return ae, field
+
+
+def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _changed(before: dict, module: torch.nn.Module, names) -> bool:
+    after = module.state_dict()
+    return any(not torch.equal(before[n], after[n]) for n in names)
+
+
+def _group_names(module: torch.nn.Module, params) -> list[str]:
+    ids = {id(p) for p in params}
+    return [n for n, p in module.named_parameters() if id(p) in ids]
+
+
+def test_warmup_freezes_ae_and_trains_field(tmp_path: Path) -> None:
+    params = _params(**{"igae.joint.steps": 0})
+    bank = _bank()
+    ae, field = _models(params, bank)
+    ae_before, field_before = _snapshot(ae), _snapshot(field)
+    train_igae(ae, field, bank, _photos(), params.igae, None, 0, tmp_path)
+    assert all(torch.equal(v, ae.state_dict()[k]) for k, v in ae_before.items()), "AE changed in warm-up"
+    groups = field.param_groups()
+    assert _changed(field_before, field, _group_names(field, groups["triplanes"]))
+    assert _changed(field_before, field, _group_names(field, groups["mlp"]))
+
+
+def test_joint_phase_updates_all_four_groups(tmp_path: Path) -> None:
+    params = _params(**{"igae.warmup.steps": 0, "igae.joint.steps": 2})
+    bank = _bank()
+    ae, field = _models(params, bank)
+    ae_before, field_before = _snapshot(ae), _snapshot(field)
+    train_igae(ae, field, bank, _photos(), params.igae, None, 0, tmp_path)
+    groups = field.param_groups()
+    assert _changed(ae_before, ae, _group_names(ae, ae.encoder_parameters())), "encoder did not update"
+    assert _changed(ae_before, ae, _group_names(ae, ae.decoder_parameters())), "decoder did not update"
+    assert _changed(field_before, field, _group_names(field, groups["triplanes"])), "tri-planes did not update"
+    assert _changed(field_before, field, _group_names(field, groups["mlp"])), "MLP did not update"
+
+
+def test_losses_csv_has_every_step_and_term(tmp_path: Path) -> None:
+    params = _params()
+    bank = _bank()
+    ae, field = _models(params, bank)
+    train_igae(ae, field, bank, _photos(), params.igae, None, 0, tmp_path)
+    lines = (tmp_path / "losses.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    assert {"step", "phase", "latent", "rgb", "ae_synthetic", "ae_real_mse", "tv", "total"} <= set(header)
+    assert len(lines) == 1 + 6 and lines[-1].startswith("5,joint")
+
+
+class _Crash(RuntimeError):
+    pass
+
+
+@pytest.mark.parametrize("crash_at_save, resumed_step", [(2, 3), (3, 4)])  # end of warm-up; mid-joint
+def test_igae_resume_after_crash_is_bit_exact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, crash_at_save: int, resumed_step: int
+) -> None:
+    """A run that dies right after a checkpoint, rerun, equals an uninterrupted run (CPU: bit-exact).
+
+    Checkpoints fall at steps 2 and 4 (checkpoint_every 2) and 3 (end of warm-up)."""
+    params = _params()
+    bank, photos = _bank(), _photos()
+    ae_a, field_a = _models(params, bank)
+    train_igae(ae_a, field_a, bank, photos, params.igae, None, 0, tmp_path / "a")
+
+    real_save = loop_module.save_checkpoint
+    saves = []
+
+    def crash_after_save(*args, **kwargs):
+        path = real_save(*args, **kwargs)
+        saves.append(path)
+        if len(saves) == crash_at_save:
+            raise _Crash("simulated kill")
+        return path
+
+    monkeypatch.setattr(loop_module, "save_checkpoint", crash_after_save)
+    ae_b, field_b = _models(params, bank)
+    with pytest.raises(_Crash):
+        train_igae(ae_b, field_b, bank, photos, params.igae, None, 0, tmp_path / "b")
+    monkeypatch.setattr(loop_module, "save_checkpoint", real_save)
+    ae_c, field_c = _models(params, bank)  # a fresh process: fresh modules
+    result = train_igae(ae_c, field_c, bank, photos, params.igae, None, 0, tmp_path / "b")
+    assert result.resumed_from == resumed_step and result.steps_run == 6 - resumed_step
+    for a, c in ((ae_a, ae_c), (field_a, field_c)):
+        sa, sc = a.state_dict(), c.state_dict()
+        assert all(torch.equal(sa[k], sc[k]) for k in sa)
+    assert (tmp_path / "a/losses.csv").read_text() == (tmp_path / "b/losses.csv").read_text()
+
+
+def test_nan_stops_with_step_and_term(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    params = _params(**{"igae.warmup.steps": 4})
+    bank = _bank()
+    ae, field = _models(params, bank)
+    import igae.train.igae_trainer as trainer
+
+    real_mse = trainer.F.mse_loss
+    calls = {"n": 0}
+
+    def nan_on_third(a, b, *args, **kwargs):
+        calls["n"] += 1
+        out = real_mse(a, b, *args, **kwargs)
+        return out * float("nan") if calls["n"] == 3 else out
+
+    monkeypatch.setattr(trainer.F, "mse_loss", nan_on_third)
+    with pytest.raises(NumericalError, match=r"loss term 'latent' at step 2 \(phase 'warmup'"):
+        train_igae(ae, field, bank, _photos(), params.igae, None, 0, tmp_path)
+    # the last good checkpoint (step 2) is kept
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("*.pt")) == ["step_0000002.pt"]
+
+
+def test_nan_skip_policy_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    params = _params(**{"igae.joint.steps": 0})
+    bank = _bank()
+    ae, field = _models(params, bank)
+    import igae.train.igae_trainer as trainer
+
+    real_mse = trainer.F.mse_loss
+    calls = {"n": 0}
+
+    def nan_on_second(a, b, *args, **kwargs):
+        calls["n"] += 1
+        out = real_mse(a, b, *args, **kwargs)
+        return out * float("nan") if calls["n"] == 2 else out
+
+    monkeypatch.setattr(trainer.F, "mse_loss", nan_on_second)
+    result = train_igae(ae, field, bank, _photos(), params.igae, None, 0, tmp_path, nan_policy="skip")
+    assert result.skipped_steps == 1 and [r["skipped"] for r in result.history] == [0, 1, 0]
+    assert all(torch.isfinite(p).all() for p in field.parameters())
+
+
+def test_standard_ae_and_finetune_reduce_loss(tmp_path: Path) -> None:
+    params = _params(**{"train_ae.steps": 30, "igae.joint.steps": 1})
+    bank = _bank(views=8)
+    ae = Autoencoder.from_architecture(ARCH, seed=0)
+    result = train_standard_ae(ae, bank.images, _photos(), params.train_ae, None, 0, tmp_path / "std")
+    first, last = result.history[0]["mse"], result.history[-1]["mse"]
+    assert last < 0.7 * first, (first, last)
+    frozen = _snapshot(ae)
+    finetune_ae(ae, bank.images, _photos(), params.igae.joint, None, 0, tmp_path / "ft", 5)
+    assert any(not torch.equal(frozen[k], v) for k, v in ae.state_dict().items())
+
+
+def test_decoded_renders_shape_and_range(tmp_path: Path) -> None:
+    params = _params()
+    bank = _bank()
+    ae, field = _models(params, bank)
+    out = decoded_renders(ae, field, bank, torch.tensor([0, 5]), params.igae.triplane)
+    assert out.shape == (2, 3, 16, 16) and out.min() >= 0 and out.max() <= 1
+
+
+# ---------------------------------------------------------------- data parallel (gloo, 2 CPU processes)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _dp_worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
+    from igae.train.distributed import init_distributed, shutdown_distributed
+
+    ctx = init_distributed(torch.device("cpu"))
+    params = _params(**{"igae.warmup.views_per_batch": 4, "igae.joint.views_per_batch": 4,
+                        "igae.joint.photos_per_batch": 2})
+    bank = _bank()
+    ae, field = _models(params, bank)
+    train_igae(ae, field, bank, _photos(), params.igae, None, 0, Path(out_dir) / "work", ctx=ctx)
+    if ctx.is_main:
+        torch.save({"ae": ae.state_dict(), "field": field.state_dict()}, Path(out_dir) / "final.pt")
+    shutdown_distributed()
+
+
+def test_two_processes_match_one_process(tmp_path: Path) -> None:
+    """Same global batch on 1 and 2 gloo processes: final weights agree to float tolerance.
+
+    Differences come only from the order of floating-point sums (the all-reduce averages
+    two half-batch gradients instead of one full-batch gradient), so they stay ~1e-6
+    relative after a few Adam steps.
+    """
+    torch.set_num_threads(1)
+    params = _params(**{"igae.warmup.views_per_batch": 4, "igae.joint.views_per_batch": 4,
+                        "igae.joint.photos_per_batch": 2})
+    bank = _bank()
+    ae, field = _models(params, bank)
+    train_igae(ae, field, bank, _photos(), params.igae, None, 0, tmp_path / "single")
+    mp.spawn(_dp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    multi = torch.load(tmp_path / "final.pt")
+    for name, module in (("ae", ae), ("field", field)):
+        single = module.state_dict()
+        for key, value in single.items():
+            torch.testing.assert_close(multi[name][key], value, rtol=1e-4, atol=1e-5, msg=f"{name}.{key}")
