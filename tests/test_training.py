@@ -151,21 +151,26 @@ def test_igae_resume_after_crash_is_bit_exact(
     assert (tmp_path / "a/losses.csv").read_text() == (tmp_path / "b/losses.csv").read_text()
 
 
-def test_nan_stops_with_step_and_term(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    params = _params(**{"igae.warmup.steps": 4})
-    bank = _bank()
-    ae, field = _models(params, bank)
+def _inject_nan(monkeypatch: pytest.MonkeyPatch, on_call: int) -> None:
+    """Make the ``on_call``-th MSE computed by the IG-AE trainer NaN."""
     import igae.train.igae_trainer as trainer
 
     real_mse = trainer.F.mse_loss
     calls = {"n": 0}
 
-    def nan_on_third(a, b, *args, **kwargs):
+    def mse(a, b, *args, **kwargs):
         calls["n"] += 1
         out = real_mse(a, b, *args, **kwargs)
-        return out * float("nan") if calls["n"] == 3 else out
+        return out * float("nan") if calls["n"] == on_call else out
 
-    monkeypatch.setattr(trainer.F, "mse_loss", nan_on_third)
+    monkeypatch.setattr(trainer.F, "mse_loss", mse)
+
+
+def test_nan_stops_with_step_and_term(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    params = _params(**{"igae.warmup.steps": 4})
+    bank = _bank()
+    ae, field = _models(params, bank)
+    _inject_nan(monkeypatch, on_call=3)
     with pytest.raises(NumericalError, match=r"loss term 'latent' at step 2 \(phase 'warmup'"):
         train_igae(ae, field, bank, _photos(), params.igae, None, 0, tmp_path)
     # the last good checkpoint (step 2) is kept
@@ -176,17 +181,7 @@ def test_nan_skip_policy_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     params = _params(**{"igae.joint.steps": 0})
     bank = _bank()
     ae, field = _models(params, bank)
-    import igae.train.igae_trainer as trainer
-
-    real_mse = trainer.F.mse_loss
-    calls = {"n": 0}
-
-    def nan_on_second(a, b, *args, **kwargs):
-        calls["n"] += 1
-        out = real_mse(a, b, *args, **kwargs)
-        return out * float("nan") if calls["n"] == 2 else out
-
-    monkeypatch.setattr(trainer.F, "mse_loss", nan_on_second)
+    _inject_nan(monkeypatch, on_call=2)
     result = train_igae(ae, field, bank, _photos(), params.igae, None, 0, tmp_path, nan_policy="skip")
     assert result.skipped_steps == 1 and [r["skipped"] for r in result.history] == [0, 1, 0]
     assert all(torch.isfinite(p).all() for p in field.parameters())

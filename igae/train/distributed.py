@@ -32,6 +32,15 @@ class DistContext:
         """This rank's share of a global batch (every ``world_size``-th item from ``rank``)."""
         return items[self.rank :: self.world_size]
 
+    def check_divisible(self, batch: int, key: str) -> None:
+        """Every process must get an equal share of a global batch (else the averaged
+        gradient would not be the global-batch mean)."""
+        if batch % self.world_size:
+            from igae.errors import InputError
+
+            raise InputError(f"{key} is {batch}, not divisible by the {self.world_size} data-parallel processes "
+                             f"(training.processes)")
+
     def average_gradients(self, params: list[torch.nn.Parameter]) -> None:
         """All-reduce and average the gradients of ``params``.
 

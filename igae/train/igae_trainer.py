@@ -123,11 +123,9 @@ def train_igae(
     groups = field.param_groups()
     field_params = groups["triplanes"] + groups["mlp"]
     w, j = cfg.warmup, cfg.joint
-    for batch in (w.views_per_batch, j.views_per_batch, j.photos_per_batch):
-        if batch % ctx.world_size:
-            from igae.errors import InputError
-
-            raise InputError(f"igae batch sizes must be divisible by the {ctx.world_size} processes (got {batch})")
+    for key, batch in (("warmup.views_per_batch", w.views_per_batch), ("joint.views_per_batch", j.views_per_batch),
+                       ("joint.photos_per_batch", j.photos_per_batch)):
+        ctx.check_divisible(batch, f"igae.{key}")
 
     # ---- phase 1: warm-up on cached latents, AE frozen
     targets = encode_normalized(ae, bank.images)  # computed once, reused every warm-up step

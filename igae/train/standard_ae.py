@@ -35,7 +35,7 @@ def train_standard_ae(
     """
     device = ae.device
     n_photos = round(cfg.batch_size * cfg.photo_fraction)
-    _check_batch(cfg.batch_size, ctx)
+    ctx.check_divisible(cfg.batch_size, "train_ae.batch_size")
     ae.train()
     opt = torch.optim.Adam(ae.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.lr_decay)
@@ -71,8 +71,8 @@ def finetune_ae(
     It separates the effect of the 3D regularisation from the effect of extra fine-tuning.
     """
     device = ae.device
-    _check_batch(joint.views_per_batch, ctx)
-    _check_batch(joint.photos_per_batch, ctx)
+    ctx.check_divisible(joint.views_per_batch, "igae.joint.views_per_batch")
+    ctx.check_divisible(joint.photos_per_batch, "igae.joint.photos_per_batch")
     ae.train()
     opt = torch.optim.Adam(ae.parameters(), lr=joint.lr_ae)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=joint.lr_decay)
@@ -89,9 +89,3 @@ def finetune_ae(
     return run_phases([phase], {"ae": ae}, work / "checkpoints", work / "losses.csv", checkpoint_every,
                       nan_policy, ctx, config={"joint": joint.model_dump(), "seed": seed})
 
-
-def _check_batch(batch: int, ctx: DistContext) -> None:
-    if batch % ctx.world_size:
-        from igae.errors import InputError
-
-        raise InputError(f"batch size {batch} is not divisible by the {ctx.world_size} data-parallel processes")
