@@ -154,6 +154,9 @@ class TrainAEParams(_Section):
     photo_fraction: float = Field(ge=0, le=1, description="Share of each batch drawn from real photos.")
     lr: float = Field(gt=0)
     lr_decay: float = Field(gt=0, le=1, description="Exponential decay factor per step.")
+    initial_logvar: float | None = Field(
+        description="Start the VAE posterior narrow (log-variance of quant_conv's output); null: diffusers' init."
+    )
     loss: LossWeightsAE
     checkpoint_every: int = Field(ge=1)
 

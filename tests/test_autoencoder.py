@@ -192,3 +192,16 @@ def test_hub_id_offline_fails_fast(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     message = str(err.value)
     assert "could not download" in message and "local folder" in message
     assert "autoencoder.pretrained" in message and "config.json" in message
+
+
+def test_initial_logvar_starts_the_posterior_narrow():
+    arch = AEArchitecture((8, 16, 16), 1, 4, 4)
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    narrow = Autoencoder.from_architecture(arch, seed=0, initial_logvar=-8.0)
+    default = Autoencoder.from_architecture(arch, seed=0)
+    with torch.no_grad():
+        mean_n, logvar_n = narrow.encode_posterior(x)
+        mean_d, logvar_d = default.encode_posterior(x)
+    assert torch.allclose(logvar_n, torch.full_like(logvar_n, -8.0))
+    assert logvar_d.abs().max() < 2.0  # diffusers' init: std near 1
+    assert torch.equal(mean_n, mean_d)  # only the log-variance half changes

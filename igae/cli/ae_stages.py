@@ -73,7 +73,8 @@ def cmd_train_ae(args: argparse.Namespace) -> None:
     else:
         a = cfg.architecture
         arch = AEArchitecture(tuple(a.block_out_channels), a.layers_per_block, a.latent_channels, a.norm_num_groups)
-        ae = Autoencoder.from_architecture(arch, seed=params.seed, normalizer_scale=cfg.normalizer_scale).to(device)
+        ae = Autoencoder.from_architecture(arch, seed=params.seed, normalizer_scale=cfg.normalizer_scale,
+                                          initial_logvar=params.train_ae.initial_logvar).to(device)
         bank, photos = _load_training_data(args)
         perceptual = load_perceptual(cfg.perceptual, device=device)
         _log(f"standard AE: {sum(p.numel() for p in ae.parameters()) / 1e6:.2f}M parameters, "

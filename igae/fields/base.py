@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Protocol
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 OUTPUT_ACTIVATIONS = ("none", "sigmoid", "tanh")
@@ -91,3 +92,49 @@ class Field(torch.nn.Module):
     def regularizers(self) -> dict[str, Tensor]:
         """Unweighted regularisation terms, e.g. ``{"tv": ...}``; the caller applies weights."""
         return {}
+
+
+DENSITY_ACTIVATIONS = ("softplus", "trunc_exp")
+
+
+class _TruncExp(torch.autograd.Function):
+    """``exp(x)`` whose backward clamps ``x`` at 15, so one large raw density cannot blow up."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        return torch.exp(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return grad * torch.exp(x.clamp(max=15.0))
+
+
+def trunc_exp(x: Tensor) -> Tensor:
+    """``exp(x)`` with the backward clamped at ``x = 15`` (see :class:`_TruncExp`)."""
+    return _TruncExp.apply(x)
+
+
+def apply_density(raw: Tensor, inside: Tensor, activation: str, bias: float) -> Tensor:
+    """``(...)`` density from raw MLP output: ``act(raw + bias)``, zero where ``inside`` is False."""
+    x = raw + bias
+    sigma = F.softplus(x) if activation == "softplus" else trunc_exp(x)
+    return torch.where(inside, sigma, torch.zeros_like(sigma))
+
+
+def check_density_activation(name: str) -> None:
+    if name not in DENSITY_ACTIVATIONS:
+        raise ValueError(f"density_activation must be one of {DENSITY_ACTIVATIONS}, got {name!r}")
+
+
+def check_single_scene(scene_index: SceneIndex) -> None:
+    """Single-scene fields accept ``scene_index`` ``None`` or ``0`` (an int or all-zero tensor)."""
+    if scene_index is None:
+        return
+    if isinstance(scene_index, int):
+        ok = scene_index == 0
+    else:
+        ok = bool((torch.as_tensor(scene_index) == 0).all())
+    if not ok:
+        raise ValueError("this field holds one scene: scene_index must be None or 0")

@@ -12,8 +12,8 @@ pass of the same field under ``no_grad`` gives weights, inverse-CDF sampling add
 where the weights are, and the renderer evaluates the field with gradients on the merged set.
 A separate proposal network (mip-NeRF 360, nerfacc's ``PropNetEstimator``) would cost a second
 model and its training on CPU; reusing the field costs one gradient-free density pass. An
-occupancy-grid sampler (nerfacc ``OccGridEstimator`` on CUDA, a torch grid on CPU) is the
-planned second implementation.
+occupancy-grid sampler (:mod:`igae.fields.occupancy`: nerfacc's ``OccGridEstimator`` on CUDA, a
+torch grid on CPU) is the second implementation.
 """
 
 from __future__ import annotations

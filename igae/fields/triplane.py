@@ -46,28 +46,7 @@ from torch import Tensor
 
 from igae.fields.base import Field, SceneIndex
 from igae.fields.base import output_activation as make_output_activation
-
-DENSITY_ACTIVATIONS = ("softplus", "trunc_exp")
-
-
-class _TruncExp(torch.autograd.Function):
-    """``exp(x)`` whose backward clamps ``x`` at 15, so one large raw density cannot blow up."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(x)
-        return torch.exp(x)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
-        (x,) = ctx.saved_tensors
-        return grad * torch.exp(x.clamp(max=15.0))
-
-
-def trunc_exp(x: Tensor) -> Tensor:
-    """``exp(x)`` with the backward clamped at ``x = 15`` (see :class:`_TruncExp`)."""
-    return _TruncExp.apply(x)
-
+from igae.fields.base import DENSITY_ACTIVATIONS, apply_density, trunc_exp  # noqa: F401  (re-exported)
 
 def make_aabb(aabb: Tensor | float) -> Tensor:
     """``(2, 3)`` float box ``[min_xyz, max_xyz]`` from a box or a half-size (cube at 0)."""
@@ -188,9 +167,7 @@ class TriplaneField(Field):
         return (points - lo) * (2.0 / (hi - lo)) - 1.0
 
     def _density(self, raw: Tensor, inside: Tensor) -> Tensor:
-        x = raw + self.density_bias
-        sigma = F.softplus(x) if self.density_activation == "softplus" else trunc_exp(x)
-        return torch.where(inside, sigma, torch.zeros_like(sigma))
+        return apply_density(raw, inside, self.density_activation, self.density_bias)
 
     def _raw(self, points: Tensor, scene_index: SceneIndex) -> tuple[Tensor, Tensor]:
         """``(..., 1 + C)`` MLP outputs before activations and the ``(...)`` inside-box mask."""
