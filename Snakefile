@@ -130,7 +130,7 @@ rule train_igae:
         seed=P.seed,
     log:
         f"{LOGS}/train_igae.log",
-    threads: max(1, workflow.cores // 2)
+    threads: workflow.cores  # it uses training.threads (all cores); see igae/train/distributed.py
     resources:
         mem_mb=8000,
     shell:
@@ -151,7 +151,7 @@ rule finetune_ae:
         seed=P.seed,
     log:
         f"{LOGS}/finetune_ae.log",
-    threads: max(1, workflow.cores // 2)
+    threads: workflow.cores
     resources:
         mem_mb=6000,
     shell:
@@ -173,7 +173,7 @@ rule eval_ae:
         ae="standard|finetuned|igae",
     log:
         f"{LOGS}/eval_ae_{{ae}}.log",
-    threads: 1
+    threads: workflow.cores
     shell:
         "igae eval-ae --params params.yaml --preset {PRESET} --ae results/autoencoders/{wildcards.ae} --name {wildcards.ae}"
         " --photos data/photos --heldout data/scenes/heldout --scenes data/scenes/train --out results/ae_eval/{wildcards.ae} 2> {log}"

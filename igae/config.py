@@ -203,7 +203,11 @@ class IGAEParams(_Section):
 
 class TrainingParams(_Section):
     device: Literal["auto", "cpu", "cuda"] = Field(description="auto: cuda when available.")
-    threads: int = Field(ge=0, description="torch CPU threads per process (0: torch's default).")
+    threads: int = Field(
+        ge=0,
+        description="torch CPU threads per process; 0: all cores. Set explicitly by every stage (not taken "
+        "from OMP_NUM_THREADS), because CPU results are bit-identical only for the same thread count.",
+    )
     processes: int = Field(ge=1, description="Data-parallel processes for AE/IG-AE training (one per GPU on a GPU node).")
     nan_policy: Literal["stop", "skip"] = Field(description="NaN/inf loss or gradient: stop, or skip the step and count it.")
 

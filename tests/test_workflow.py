@@ -1,4 +1,4 @@
-"""Snakemake and DVC build the data stages on the smoke preset; a second run does nothing.
+"""Snakemake and DVC build the pipeline on the smoke preset; a second run does nothing.
 
 Runs in a temporary copy of the workflow files so the repo's own data/ is untouched.
 Both executors must produce byte-identical outputs (the stages are deterministic).
@@ -43,6 +43,9 @@ def _run(cmd: list[str], cwd: Path) -> str:
 
 
 DATA_OUTPUTS = ["data/objects.json", "data/scenes/train", "data/scenes/heldout", "data/photos"]
+# Trained weights and their metrics too: on CPU the whole pipeline is deterministic.
+TRAINED_OUTPUTS = [f"results/autoencoders/{ae}/model" for ae in ("standard", "finetuned", "igae")] + [
+    f"results/ae_eval/{ae}/metrics.json" for ae in ("standard", "finetuned", "igae")]
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +56,7 @@ def snakemake_run(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def test_snakemake_builds_data(snakemake_run: Path) -> None:
-    for out in DATA_OUTPUTS:
+    for out in DATA_OUTPUTS + TRAINED_OUTPUTS:
         assert (snakemake_run / out).exists(), out
     scenes = sorted((snakemake_run / "data/scenes/heldout").glob("scene_*/transforms.json"))
     assert len(scenes) == 2  # presets/smoke.yaml: heldout count 2
@@ -77,7 +80,7 @@ def test_dvc_repro_matches_snakemake_and_second_repro_is_noop(
     _run(dvc + ["repro"], work)
     second = _run(dvc + ["repro"], work)
     assert "didn't change" in second and "Running stage" not in second, second
-    for out in DATA_OUTPUTS:
+    for out in DATA_OUTPUTS + TRAINED_OUTPUTS:
         a, b = snakemake_run / out, work / out
         if a.is_file():
             assert a.read_bytes() == b.read_bytes(), out

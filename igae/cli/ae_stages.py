@@ -25,7 +25,7 @@ def _log(message: str) -> None:
 def _setup(args: argparse.Namespace) -> tuple[Params, torch.device, Any]:
     """Params, device and data-parallel context; re-launches under torch.distributed.run
     when ``training.processes`` > 1 and this process was not started by it."""
-    from igae.train.distributed import init_distributed, resolve_device
+    from igae.train.distributed import init_distributed, resolve_device, set_threads
 
     params = load_params(args.params, preset=args.preset)
     procs = params.training.processes
@@ -34,8 +34,7 @@ def _setup(args: argparse.Namespace) -> tuple[Params, torch.device, Any]:
                "-m", "igae", *sys.argv[1:]]
         _log(f"launching {procs} data-parallel processes")
         raise SystemExit(subprocess.call(cmd))
-    if params.training.threads > 0:
-        torch.set_num_threads(params.training.threads)
+    set_threads(params.training.threads)
     device = resolve_device(params.training.device)
     return params, device, init_distributed(device)
 
@@ -174,9 +173,10 @@ def cmd_eval_ae(args: argparse.Namespace) -> None:
     from igae.eval.ae_quality import evaluate_autoencoder, summarize
     from igae.eval.metrics import image_metrics
     from igae.train.data import load_view_bank
-    from igae.train.distributed import resolve_device
+    from igae.train.distributed import resolve_device, set_threads
 
     params = load_params(args.params, preset=args.preset)
+    set_threads(params.training.threads)
     device = resolve_device(params.training.device)
     ae = Autoencoder.load(Path(args.ae) / "model").to(device)
     perceptual = load_perceptual(params.autoencoder.perceptual, device=device)

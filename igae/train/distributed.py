@@ -88,6 +88,18 @@ def shutdown_distributed() -> None:
         dist.destroy_process_group()
 
 
+def set_threads(threads: int) -> int:
+    """Use ``threads`` torch CPU threads (0: all cores) whatever the environment says.
+
+    Executors set OMP_NUM_THREADS differently (Snakemake from a rule's ``threads``, DVC not
+    at all), and float reductions differ between thread counts, so the count comes from
+    params to keep results identical under every executor.
+    """
+    n = threads or os.cpu_count() or 1
+    torch.set_num_threads(n)
+    return n
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` -> cuda (this process's local GPU under torchrun) when available, else cpu."""
     if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
