@@ -138,3 +138,34 @@ def check_single_scene(scene_index: SceneIndex) -> None:
         ok = bool((torch.as_tensor(scene_index) == 0).all())
     if not ok:
         raise ValueError("this field holds one scene: scene_index must be None or 0")
+
+
+
+class EncodedField(Field):
+    """A single-scene field whose ``_raw(points)`` returns ``(..., 1 + C)`` raw outputs and a
+    ``(...)`` inside-the-box mask: channel 0 is density, channels 1..C the features
+    (hash grids, K-Planes).
+
+    Subclasses set ``density_activation``, ``density_bias`` and ``_out_act`` and implement ``_raw``.
+    """
+
+    density_activation: str
+    density_bias: float
+
+    def _raw(self, points: Tensor) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError  # abstract: each encoding defines it
+
+    def forward(
+        self, points: Tensor, directions: Tensor | None = None, scene_index: SceneIndex = None
+    ) -> tuple[Tensor, Tensor]:
+        """Density ``(...)`` and features ``(..., C)`` at ``(..., 3)`` points; ``directions`` ignored."""
+        check_single_scene(scene_index)
+        raw, inside = self._raw(points)
+        density = apply_density(raw[..., 0], inside, self.density_activation, self.density_bias)
+        return density, self._out_act(raw[..., 1:])
+
+    def density(self, points: Tensor, scene_index: SceneIndex = None) -> Tensor:
+        """``(...)`` density at ``(..., 3)`` points."""
+        check_single_scene(scene_index)
+        raw, inside = self._raw(points)
+        return apply_density(raw[..., 0], inside, self.density_activation, self.density_bias)

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from igae.fields.base import Field, SceneIndex
+from igae.fields.base import EncodedField, SceneIndex
 from igae.fields.base import output_activation as make_output_activation
 from igae.fields.triplane import _WeightedGather, make_aabb
 from igae.fields.base import apply_density, check_density_activation, check_single_scene
@@ -108,7 +108,7 @@ def plane_tv(planes: list[Tensor]) -> Tensor:
     return total / len(planes)
 
 
-class KPlanesField(Field):
+class KPlanesField(EncodedField):
     """Static K-Planes: 3 planes per scale, multiplied, scales concatenated, small MLP.
 
     Args:
@@ -193,21 +193,6 @@ class KPlanesField(Field):
         q = self.normalize(points).reshape(-1, 3)
         inside = (q.abs() <= 1.0).all(dim=-1).reshape(lead)
         return self.mlp(self.encode(q)).reshape(*lead, 1 + self.out_channels), inside
-
-    def forward(
-        self, points: Tensor, directions: Tensor | None = None, scene_index: SceneIndex = None
-    ) -> tuple[Tensor, Tensor]:
-        """Density ``(...)`` and features ``(..., C)`` at ``(..., 3)`` points; ``directions`` ignored."""
-        check_single_scene(scene_index)
-        raw, inside = self._raw(points)
-        density = apply_density(raw[..., 0], inside, self.density_activation, self.density_bias)
-        return density, self._out_act(raw[..., 1:])
-
-    def density(self, points: Tensor, scene_index: SceneIndex = None) -> Tensor:
-        """``(...)`` density at ``(..., 3)`` points."""
-        check_single_scene(scene_index)
-        raw, inside = self._raw(points)
-        return apply_density(raw[..., 0], inside, self.density_activation, self.density_bias)
 
     def param_groups(self) -> dict[str, list[torch.nn.Parameter]]:
         """``{"planes": [per-scale planes], "mlp": [MLP weights and biases]}``."""

@@ -54,7 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from igae.fields.base import Field, SceneIndex
+from igae.fields.base import EncodedField, SceneIndex
 from igae.fields.base import output_activation as make_output_activation
 from igae.fields.triplane import make_aabb
 from igae.fields.base import apply_density, check_density_activation, check_single_scene
@@ -72,7 +72,7 @@ def level_resolutions(levels: int, base_resolution: int, max_resolution: int) ->
     return [int(math.floor(base_resolution * growth**level + 1e-6)) for level in range(levels)]
 
 
-class HashGridField(Field):
+class HashGridField(EncodedField):
     """Multi-resolution hash grid and a tiny MLP, for one scene.
 
     Args:
@@ -222,21 +222,6 @@ class HashGridField(Field):
         inside = ((unit >= 0.0) & (unit <= 1.0)).all(dim=-1).reshape(lead)
         raw = self.mlp(self.encode(unit.clamp(0.0, 1.0)))
         return raw.reshape(*lead, 1 + self.out_channels), inside
-
-    def forward(
-        self, points: Tensor, directions: Tensor | None = None, scene_index: SceneIndex = None
-    ) -> tuple[Tensor, Tensor]:
-        """Density ``(...)`` and features ``(..., C)`` at ``(..., 3)`` points; ``directions`` ignored."""
-        check_single_scene(scene_index)
-        raw, inside = self._raw(points)
-        density = apply_density(raw[..., 0], inside, self.density_activation, self.density_bias)
-        return density, self._out_act(raw[..., 1:])
-
-    def density(self, points: Tensor, scene_index: SceneIndex = None) -> Tensor:
-        """``(...)`` density at ``(..., 3)`` points."""
-        check_single_scene(scene_index)
-        raw, inside = self._raw(points)
-        return apply_density(raw[..., 0], inside, self.density_activation, self.density_bias)
 
     def param_groups(self) -> dict[str, list[torch.nn.Parameter]]:
         """``{"encoding": [table], "mlp": [...]}``: the paper's weight decay applies to the MLP only."""
