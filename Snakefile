@@ -24,12 +24,18 @@ TRAIN_DATA = ["data/scenes/train/manifest.json", "data/photos/manifest.json"]
 AE_DATA_ARGS = "--scenes data/scenes/train --photos data/photos"
 
 
+HELDOUT = [f"scene_{i:03d}" for i in range(P.scenes.heldout.count)]
+FITS = expand("results/nerf/{space}/{method}/{scene}/metrics.json",
+              space=["rgb", *P.nerf.autoencoders], method=P.nerf.methods, scene=HELDOUT)
+
+
 rule all:
     input:
         "data/scenes/train/manifest.json",
         "data/scenes/heldout/manifest.json",
         "data/photos/manifest.json",
         expand("results/ae_eval/{ae}/metrics.json", ae=AES),
+        "results/nerf_summary/summary.csv",
 
 
 rule fetch_assets:
@@ -177,3 +183,50 @@ rule eval_ae:
     shell:
         "igae eval-ae --params params.yaml --preset {PRESET} --ae results/autoencoders/{wildcards.ae} --name {wildcards.ae}"
         " --photos data/photos --heldout data/scenes/heldout --scenes data/scenes/train --out results/ae_eval/{wildcards.ae} 2> {log}"
+
+
+def _fit_inputs(wc):
+    """The held-out scenes, plus the autoencoder for a latent space."""
+    inputs = ["data/scenes/heldout/manifest.json"]
+    if wc.space != "rgb":
+        inputs.append(f"results/autoencoders/{wc.space}/model/igae_autoencoder.json")
+    return inputs
+
+
+rule fit_nerf:
+    # One job per scene x space x method: a cluster runs them all in parallel.
+    input:
+        _fit_inputs,
+    output:
+        "results/nerf/{space}/{method}/{scene}/metrics.json",
+    params:
+        nerf=P.nerf.model_dump(),
+        seed=P.seed,
+        autoencoder=lambda wc: "rgb" if wc.space == "rgb" else f"results/autoencoders/{wc.space}",
+    wildcard_constraints:
+        space="rgb|standard|finetuned|igae",
+        method="vanilla|ngp|kplanes|triplane",
+        scene=r"scene_\d+",
+    log:
+        f"{LOGS}/fit_nerf/{{space}}_{{method}}_{{scene}}.log",
+    threads: 1 if P.nerf.threads == 1 else workflow.cores
+    resources:
+        mem_mb=2000,
+    shell:
+        "igae fit-nerf --params params.yaml --preset {PRESET} --scene data/scenes/heldout/{wildcards.scene}"
+        " --autoencoder {params.autoencoder} --space-name {wildcards.space} --method {wildcards.method}"
+        " --out results/nerf/{wildcards.space}/{wildcards.method}/{wildcards.scene}"
+        " --work results/checkpoints/nerf/{wildcards.space}/{wildcards.method}/{wildcards.scene} --quiet 2> {log}"
+
+
+rule summarize_nerf:
+    input:
+        FITS,
+    output:
+        "results/nerf_summary/per_fit.csv",
+        "results/nerf_summary/summary.csv",
+        "results/nerf_summary/goals.json",
+    log:
+        f"{LOGS}/summarize_nerf.log",
+    shell:
+        "igae summarize-nerf --fits results/nerf --out results/nerf_summary > {log} 2>&1"

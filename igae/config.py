@@ -216,6 +216,75 @@ class EvalAEParams(_Section):
     max_images: int = Field(ge=1, description="At most this many held-out photos and scene views per AE.")
 
 
+# --------------------------------------------------------------------------- per-scene NeRF fits
+
+NERF_METHOD_NAMES = ("vanilla", "ngp", "kplanes", "triplane")
+
+
+class NerfMethodParams(_Section):
+    lr: float = Field(gt=0, description="Adam learning rate of the field (stage 1 and the RGB fit).")
+    lr_stage2: float = Field(gt=0, description="Field learning rate during the latent fit's RGB alignment.")
+    adam_eps: float = Field(gt=0, description="Adam epsilon (Instant-NGP: 1e-15 for the tiny hash-table gradients).")
+    hyper: dict[str, Any] = Field(description="Constructor hyper-parameters of the method (see igae.fields.registry).")
+    regularizers: dict[str, float] = Field(description="Weight of each of the method's regulariser terms, e.g. {tv: 1e-4}.")
+
+
+class OccupancyParams(_Section):
+    resolution: int = Field(ge=4, description="Occupancy grid cells per axis.")
+    update_every: int = Field(ge=1, description="Steps between grid refreshes.")
+    threshold: float = Field(gt=0, description="Opacity of one marching step above which a cell is occupied.")
+    warmup_steps: int = Field(ge=0, description="Steps during which every cell is re-evaluated at each update.")
+
+
+class NerfStage1Params(_Section):
+    steps: int = Field(ge=1, description="Latent supervision steps (also the RGB fit's steps, with stage2.steps).")
+    rays_per_batch: int = Field(ge=1, description="Latent pixels (rays) per step, drawn from all training views.")
+
+
+class NerfStage2Params(_Section):
+    steps: int = Field(ge=0, description="RGB-alignment steps: whole latent views decoded by a per-scene decoder copy.")
+    views_per_batch: int = Field(ge=1, description="Whole training views per step.")
+    lr_decoder: float = Field(gt=0, description="Learning rate of the per-scene decoder copy.")
+    latent_weight: float = Field(ge=0, description="Weight the stage-1 latent loss keeps in stage 2 (paper code: 0).")
+
+
+class NerfRGBParams(_Section):
+    rays_per_batch: int = Field(ge=1, description="RGB pixels (rays) per step of the RGB baseline.")
+
+
+class NerfEvalParams(_Section):
+    curve_points: int = Field(ge=1, description="Test-view PSNR evaluations during training (PSNR-vs-time curve).")
+    timing_frames: int = Field(ge=1, description="Test frames timed per fit, after one warm-up frame.")
+    turntable_frames: int = Field(ge=0, description="Frames of the orbit turntable GIF (0: none).")
+    turntable_elevation_deg: float = Field(gt=-90, lt=90, description="Elevation of the turntable orbit.")
+    chunk: int = Field(ge=0, description="Rays per field call when rendering test views (0: device default).")
+
+
+class NerfParams(_Section):
+    methods: list[Literal["vanilla", "ngp", "kplanes", "triplane"]] = Field(
+        min_length=1, description="Methods the workflow fits on every held-out scene.")
+    autoencoders: list[Literal["standard", "finetuned", "igae"]] = Field(
+        description="Latent spaces the workflow fits in (the RGB baseline is always fitted too).")
+    threads: int = Field(ge=0, description="CPU threads per fit (fits run in parallel, e.g. one per core); 0: all cores.")
+    sampler: Literal["occupancy", "coarse_to_fine"] = Field(
+        description="occupancy: empty-space skipping (nerfacc on CUDA, torch on CPU); coarse_to_fine: NeRF's hierarchical sampling.")
+    samples_per_ray: int = Field(ge=2, description="Samples per ray (coarse_to_fine: split half coarse, half fine).")
+    occupancy: OccupancyParams
+    stage1: NerfStage1Params
+    stage2: NerfStage2Params
+    rgb: NerfRGBParams
+    eval: NerfEvalParams
+    method_params: dict[Literal["vanilla", "ngp", "kplanes", "triplane"], NerfMethodParams] = Field(
+        description="Per-method learning rates, hyper-parameters and regulariser weights.")
+
+    @model_validator(mode="after")
+    def _check_methods(self) -> "NerfParams":
+        missing = [m for m in self.methods if m not in self.method_params]
+        if missing:
+            raise ValueError(f"nerf.methods lists {missing} but nerf.method_params has no entry for them")
+        return self
+
+
 # --------------------------------------------------------------------------- root
 
 
@@ -230,6 +299,7 @@ class Params(_Section):
     train_ae: TrainAEParams
     igae: IGAEParams
     eval_ae: EvalAEParams
+    nerf: NerfParams
 
     @model_validator(mode="after")
     def _check(self) -> "Params":

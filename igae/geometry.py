@@ -132,21 +132,42 @@ def pixel_rays(c2w: Tensor, intrinsics: Tensor, width: int, height: int) -> tupl
     _check_last_dim(intrinsics, 4, "intrinsics")
     n = c2w.shape[0]
     k = intrinsics.to(dtype=c2w.dtype, device=c2w.device).expand(n, 4)
-    fx, fy, cx, cy = (k[:, i].view(n, 1, 1) for i in range(4))
-
-    u = torch.arange(width, dtype=c2w.dtype, device=c2w.device) + 0.5
-    v = torch.arange(height, dtype=c2w.dtype, device=c2w.device) + 0.5
+    u = torch.arange(width, dtype=c2w.dtype, device=c2w.device)
+    v = torch.arange(height, dtype=c2w.dtype, device=c2w.device)
     vv, uu = torch.meshgrid(v, u, indexing="ij")  # (H, W) each
-    # Camera space: +X right, +Y up (image rows grow downwards), looking down -Z.
-    x = (uu - cx) / fx
-    y = -(vv - cy) / fy
-    z = -torch.ones_like(x)
-    d_cam = torch.stack([x, y, z], dim=-1)  # (N, H, W, 3)
-    rot = c2w[:, :3, :3]
-    directions = torch.einsum("nij,nhwj->nhwi", rot, d_cam)
-    directions = directions / directions.norm(dim=-1, keepdim=True)
+    directions = _directions(c2w[:, None, None], k[:, None, None], uu, vv)  # (N, H, W, 3)
     origins = c2w[:, :3, 3].view(n, 1, 1, 3).expand(n, height, width, 3)
     return origins, directions
+
+
+def rays_at_pixels(c2w: Tensor, intrinsics: Tensor, u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+    """Rays through single pixels, one per camera: the ray batch of a NeRF training step.
+
+    Args:
+        c2w: ``(R, 4, 4)`` camera of each ray; intrinsics: ``(R, 4)`` ``[fx, fy, cx, cy]``.
+        u, v: ``(R,)`` integer pixel column and row (the ray passes through ``(u + 0.5, v + 0.5)``).
+
+    Returns:
+        origins, directions: ``(R, 3)``; equal to :func:`pixel_rays` at those pixels.
+    """
+    if c2w.dim() != 3 or intrinsics.shape != (c2w.shape[0], 4) or u.shape != (c2w.shape[0],) or v.shape != u.shape:
+        raise ValueError(f"need c2w (R, 4, 4), intrinsics (R, 4), u and v (R,); got {tuple(c2w.shape)}, "
+                         f"{tuple(intrinsics.shape)}, {tuple(u.shape)}, {tuple(v.shape)}")
+    k = intrinsics.to(dtype=c2w.dtype, device=c2w.device)
+    directions = _directions(c2w, k, u.to(c2w.dtype), v.to(c2w.dtype))
+    return c2w[:, :3, 3], directions
+
+
+def _directions(c2w: Tensor, k: Tensor, u: Tensor, v: Tensor) -> Tensor:
+    """Unit world directions through pixel centres ``(u + 0.5, v + 0.5)``; ``c2w (..., 4, 4)``,
+    ``k (..., 4)`` and ``u, v`` broadcast against each other's leading shapes."""
+    fx, fy, cx, cy = k.unbind(-1)
+    # Camera space: +X right, +Y up (image rows grow downwards), looking down -Z.
+    x = (u + 0.5 - cx) / fx
+    y = -(v + 0.5 - cy) / fy
+    d_cam = torch.stack([x, y, -torch.ones_like(x)], dim=-1)  # (..., 3)
+    directions = (c2w[..., :3, :3] @ d_cam[..., None])[..., 0]
+    return directions / directions.norm(dim=-1, keepdim=True)
 
 
 def project_points(points: Tensor, c2w: Tensor, intrinsics: Tensor) -> tuple[Tensor, Tensor]:

@@ -50,3 +50,12 @@ def test_missing_objects_file_is_clear(tmp_path: Path, repo_root: Path, capsys: 
     err = capsys.readouterr().err
     assert "objects.json" in err and "select-objects" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_check_params_names_a_misspelt_nerf_hyper_parameter(tmp_path: Path, repo_root: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text((repo_root / "params.yaml").read_text().replace("hyper: {levels: 8", "hyper: {levelz: 8"))
+    assert main(["check-params", "--params", str(params)]) == 2
+    err = capsys.readouterr().err
+    assert "nerf.method_params.ngp.hyper" in err and "levelz" in err and "levels" in err

@@ -46,6 +46,12 @@ DATA_OUTPUTS = ["data/objects.json", "data/scenes/train", "data/scenes/heldout",
 # Trained weights and their metrics too: on CPU the whole pipeline is deterministic.
 TRAINED_OUTPUTS = [f"results/autoencoders/{ae}/model" for ae in ("standard", "finetuned", "igae")] + [
     f"results/ae_eval/{ae}/metrics.json" for ae in ("standard", "finetuned", "igae")]
+SPACES = ("rgb", "standard", "finetuned", "igae")
+METHODS = ("vanilla", "ngp", "kplanes", "triplane")
+HELDOUT = ("scene_000", "scene_001")
+# Per-scene NeRF fits: everything but the timings (metrics.json, curve.csv) is deterministic.
+FIT_OUTPUTS = [f"results/nerf/{space}/{method}/{scene}/{name}" for space in SPACES for method in METHODS
+               for scene in HELDOUT for name in ("per_view.csv", "renders", "field.pt", "turntable.gif")]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +62,7 @@ def snakemake_run(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def test_snakemake_builds_data(snakemake_run: Path) -> None:
-    for out in DATA_OUTPUTS + TRAINED_OUTPUTS:
+    for out in DATA_OUTPUTS + TRAINED_OUTPUTS + FIT_OUTPUTS:
         assert (snakemake_run / out).exists(), out
     scenes = sorted((snakemake_run / "data/scenes/heldout").glob("scene_*/transforms.json"))
     assert len(scenes) == 2  # presets/smoke.yaml: heldout count 2
@@ -80,7 +86,7 @@ def test_dvc_repro_matches_snakemake_and_second_repro_is_noop(
     _run(dvc + ["repro"], work)
     second = _run(dvc + ["repro"], work)
     assert "didn't change" in second and "Running stage" not in second, second
-    for out in DATA_OUTPUTS + TRAINED_OUTPUTS:
+    for out in DATA_OUTPUTS + TRAINED_OUTPUTS + FIT_OUTPUTS:
         a, b = snakemake_run / out, work / out
         if a.is_file():
             assert a.read_bytes() == b.read_bytes(), out

@@ -124,7 +124,11 @@ def cmd_schema(args: argparse.Namespace) -> None:
 
 
 def cmd_check_params(args: argparse.Namespace) -> None:
+    from igae.fields.registry import check_hyperparameters
+
     params = _params(args)
+    for method, cfg in params.nerf.method_params.items():  # names only; values are checked when built
+        check_hyperparameters(method, cfg.hyper, where=f"nerf.method_params.{method}.hyper")
     _log(f"{args.params} (preset {params.preset}) is valid")
 
 

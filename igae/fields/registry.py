@@ -77,11 +77,7 @@ def build_field(
         InputError: unknown method, unknown hyper-parameter names, or a value the method
             rejects (the message names the method and, for names, the allowed keys).
     """
-    allowed = hyperparameters(method)
-    unknown = sorted(set(hyper) - set(allowed))
-    if unknown:
-        raise InputError(f"nerf method {method!r} has no hyper-parameter(s) {unknown}; "
-                         f"allowed: {sorted(allowed)}")
+    check_hyperparameters(method, hyper)
     if output_activation not in OUTPUT_ACTIVATIONS:
         raise InputError(f"nerf method {method!r}: output_activation must be one of {OUTPUT_ACTIVATIONS}, "
                          f"got {output_activation!r}")
@@ -90,6 +86,16 @@ def build_field(
                                output_activation=output_activation, seed=seed, **hyper)
     except (ValueError, TypeError) as err:
         raise InputError(f"nerf method {method!r}: {err}") from err
+
+
+def check_hyperparameters(method: str, hyper: dict[str, Any], where: str | None = None) -> None:
+    """Raise :class:`InputError` naming the method (and ``where``, e.g. a params key) when
+    ``hyper`` holds names the method does not accept."""
+    unknown = sorted(set(hyper) - set(hyperparameters(method)))
+    if unknown:
+        prefix = f"{where}: " if where else ""
+        raise InputError(f"{prefix}nerf method {method!r} has no hyper-parameter(s) {unknown}; "
+                         f"allowed: {sorted(hyperparameters(method))}")
 
 
 def _check_method(method: str) -> None:

@@ -1,0 +1,1 @@
+"""Per-scene NeRF fits in RGB and latent space: data, training, evaluation."""

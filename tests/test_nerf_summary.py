@@ -1,0 +1,66 @@
+"""Collecting fit results, averaging them and checking the goals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from igae.cli import main
+from igae.errors import InputError
+from igae.eval.nerf_summary import check_goals, collect_fits, summarize_fits
+
+
+def write_fit(root: Path, space: str, method: str, scene: str, psnr: float, train_s: float, render_s: float) -> None:
+    folder = root / space / method / scene
+    folder.mkdir(parents=True)
+    metrics = {
+        "space": space, "method": method, "scene": scene, "seed": 0,
+        "metrics": {"psnr": psnr, "ssim": 0.9, "perceptual": 0.1}, "perceptual_backend": "ST-LPIPS (alex)",
+        "train_seconds": {"total": train_s}, "memory": {"cpu_peak_rss_mb": 500.0},
+        "render_seconds_per_frame": {"field": render_s * 0.5, "decode": render_s * 0.5, "total": render_s},
+        "provenance": {"device": "cpu"},
+    }
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+
+
+@pytest.fixture()
+def fits(tmp_path: Path) -> Path:
+    for scene, shift in (("scene_000", 0.0), ("scene_001", 2.0)):
+        write_fit(tmp_path, "rgb", "ngp", scene, 30 + shift, 10.0, 0.1)
+        write_fit(tmp_path, "standard", "ngp", scene, 20 + shift, 4.0, 0.03)
+        write_fit(tmp_path, "finetuned", "ngp", scene, 20.5 + shift, 4.0, 0.03)
+        write_fit(tmp_path, "igae", "ngp", scene, 21.5 + shift, 4.0, 0.01)
+    return tmp_path
+
+
+def test_means_over_scenes_and_goal_checks(fits: Path) -> None:
+    table = collect_fits(fits)
+    assert len(table) == 8 and table["source"].str.endswith("metrics.json").all()
+    summary = summarize_fits(table).set_index(["space", "method"])
+    assert summary.loc[("rgb", "ngp"), "psnr"] == pytest.approx(31.0)
+    assert summary.loc[("igae", "ngp"), "scenes"] == 2
+    goals = check_goals(summarize_fits(table))["ngp"]
+    assert goals["igae_minus_standard_db"] == pytest.approx(1.5)
+    assert goals["igae_minus_finetuned_db"] == pytest.approx(1.0)
+    assert goals["psnr_goal_met"] is True
+    assert goals["igae_render_over_rgb"] == pytest.approx(0.1)
+    assert goals["render_goal_met"] is False  # standard and finetuned render at 0.3 of RGB
+    assert goals["train_goal_met"] is True
+
+
+def test_cli_writes_tables_and_rejects_an_empty_folder(fits: Path, tmp_path: Path, capsys) -> None:
+    assert main(["summarize-nerf", "--fits", str(fits), "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "per_fit.csv").read_text().count("\n") == 9
+    assert json.loads((tmp_path / "out" / "goals.json").read_text())["fits"] == 8
+    (tmp_path / "empty").mkdir()
+    assert main(["summarize-nerf", "--fits", str(tmp_path / "empty"), "--out", str(tmp_path / "o2")]) == 2
+    assert "no fit results" in capsys.readouterr().err
+
+
+def test_a_broken_metrics_file_is_named(fits: Path) -> None:
+    bad = fits / "rgb" / "ngp" / "scene_000" / "metrics.json"
+    bad.write_text("{")
+    with pytest.raises(InputError, match="scene_000"):
+        collect_fits(fits)
