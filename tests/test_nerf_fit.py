@@ -253,3 +253,34 @@ def test_fit_nerf_bad_input_fails_clearly(tmp_path: Path, square_scene: Path, ca
     err = capsys.readouterr().err
     assert "error:" in err and words in err
     assert not (tmp_path / "o").exists()
+
+
+def test_an_interrupted_latent_fit_resumes_from_its_checkpoint_and_matches_an_uninterrupted_one(
+        square_scene: Path, tmp_path: Path) -> None:
+    p = params()
+    scene = read_scene(square_scene, splits_required=("train", "test"))
+    cfg = p.nerf.method_params["ngp"]
+
+    def run(work: Path, crash_in_stage2: bool):
+        data = prepare_latent(scene, tiny_ae(), "tiny")
+        if crash_in_stage2:
+            real = data.to_rgb
+
+            def failing(rendered):
+                if torch.is_grad_enabled():  # training (stage 2), not the curve's evaluations
+                    raise KeyboardInterrupt
+                return real(rendered)
+            data.to_rgb = failing  # type: ignore[method-assign]
+        field = build_method_field("ngp", data, cfg, 0.5, seed=0)
+        sampler = build_sampler(p.nerf, field, torch.device("cpu"))
+        return field, data, fit_scene(field, sampler, data, p.nerf, cfg, 0, work)
+
+    ref_field, ref_data, _ = run(tmp_path / "ref", False)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "crash", True)
+    field, data, result = run(tmp_path / "crash", False)
+    assert result.resumed_from == p.nerf.stage1.steps  # the end-of-stage-1 checkpoint
+    for (name, a), b in zip(ref_field.state_dict().items(), field.state_dict().values()):
+        assert torch.equal(a, b), name
+    for (name, a), b in zip(ref_data.ae.state_dict().items(), data.ae.state_dict().values()):
+        assert torch.equal(a, b), name
