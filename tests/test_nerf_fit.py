@@ -216,6 +216,8 @@ def test_fit_nerf_on_a_blender_rgba_scene_in_latent_space(tmp_path: Path) -> Non
     assert m["render_seconds_per_frame"]["decode"] > 0 and m["render_seconds_per_frame"]["field"] > 0
     assert m["memory"]["cpu_peak_rss_mb"] > 0 and m["seed"] == 0 and m["provenance"]["versions"]["torch"]
     assert len(m["psnr_vs_time"]) == 2
+    latents = torch.load(out / "latents.pt")
+    assert latents["rendered"].shape == latents["encoded"].shape == (2, 4, 8, 8)
     for name in ("per_view.csv", "curve.csv", "losses.csv", "turntable.gif", "field.pt", "decoder.pt",
                  "renders/r_0.png", "renders/r_1.png"):
         assert (out / name).is_file(), name

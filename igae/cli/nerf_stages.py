@@ -133,6 +133,9 @@ def fit_one(args: argparse.Namespace, params, scene_dir: Path, out: Path, work: 
                     "output_activation": data.output_activation, "aabb_half": aabb_half,
                     "state_dict": field.state_dict(), "sampler_state": getattr(sampler, "state_dict", dict)()},
                    tmp / "field.pt")
+        if evaluation.latent is not None:  # for the latent-consistency figure
+            torch.save({"views": view_names, "rendered": evaluation.latent, "encoded": evaluation.encoded},
+                       tmp / "latents.pt")
         if data.ae is not None:  # the per-scene decoder copy (stage 2); the shared AE is untouched
             torch.save({"decoder_state_dict": {k: v for k, v in data.ae.state_dict().items()},
                         "autoencoder": str(ae_dir)}, tmp / "decoder.pt")

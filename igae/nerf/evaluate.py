@@ -38,11 +38,14 @@ class TestEvaluation:
         per_view: metric name -> ``(M,)`` values (``psnr``, ``ssim``, ``perceptual``).
         rgb: ``(M, 3, H, W)`` decoded (or RGB) renders in [0, 1], on CPU.
         latent: ``(M, C, h, w)`` latent renders (latent fits), else ``None``.
+        encoded: ``(M, C, h, w)`` normalised encodings of the ground-truth test images (latent
+            fits; what a perfectly 3D-consistent latent NeRF would render), else ``None``.
     """
 
     per_view: dict[str, Tensor]
     rgb: Tensor
     latent: Tensor | None
+    encoded: Tensor | None
 
 
 @torch.no_grad()
@@ -55,7 +58,10 @@ def evaluate_test_views(field: Field, data: FitData, sampler: Sampler, perceptua
     rendered = render_test_views(field, data, sampler, chunk)
     rgb = data.to_rgb(rendered).clamp(0.0, 1.0)
     per_view = {k: v.cpu() for k, v in image_metrics(rgb, data.test_images, perceptual).items()}
-    return TestEvaluation(per_view, rgb.cpu(), rendered.cpu() if data.is_latent else None)
+    if data.ae is None:
+        return TestEvaluation(per_view, rgb.cpu(), None, None)
+    encoded = data.ae.normalizer.normalize(data.ae.encode(data.test_images))
+    return TestEvaluation(per_view, rgb.cpu(), rendered.cpu(), encoded.cpu())
 
 
 def _sync(device: torch.device) -> None:
@@ -151,9 +157,8 @@ def save_test_renders(folder: Path, evaluation: TestEvaluation, data: FitData, n
     gt = to_uint8(data.test_images.cpu())
     err = to_uint8((evaluation.rgb - data.test_images.cpu()).abs() * 4.0)
     rows = [np.concatenate([pred, gt, err], axis=2)]  # (M, H, 3W, 3)
-    if evaluation.latent is not None and data.ae is not None:
-        with torch.no_grad():
-            target = data.ae.normalizer.normalize(data.ae.encode(data.test_images)).cpu()
+    if evaluation.latent is not None and evaluation.encoded is not None:
+        target = evaluation.encoded
         both = torch.cat([evaluation.latent, target])
         lo, hi = both.amin(dim=(0, 2, 3)), both.amax(dim=(0, 2, 3))
         size = (data.test_images.shape[2], data.test_images.shape[3])
