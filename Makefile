@@ -10,7 +10,7 @@ CORES ?= all
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup reproduce test test-fast bench lock schema clean-data
+.PHONY: setup system-deps readme reproduce test test-fast bench lock schema clean-data
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,9 +23,18 @@ setup: $(STAMP)  ## create .venv from requirements.lock
 reproduce: setup  ## run the whole pipeline on params.yaml (snakemake --cores all)
 	$(BIN)/snakemake --cores $(CORES)
 
-test: setup  ## fetch what the tests need, then run the whole test suite
+system-deps:  ## Debian's chromium, which the report test renders the HTML page with (root or sudo)
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y --no-install-recommends chromium >/dev/null || \
+	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y --no-install-recommends chromium >/dev/null; }; }
+
+test: setup system-deps  ## fetch what the tests need, then run the whole test suite
 	$(BIN)/igae fetch-assets --params params.yaml --out data/cache/fetched.json
 	$(BIN)/python -m pytest -q
+
+readme: setup  ## copy the README's figures and main table from the last run's results/
+	$(BIN)/python workflow/scripts/update_readme.py
 
 bench: setup  ## print throughput numbers (render speed, ...)
 	$(BIN)/python benchmarks/bench_render.py

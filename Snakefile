@@ -1,11 +1,23 @@
 # IG-AE pipeline. Run: `snakemake --cores all` (after `make setup`), or `make reproduce`.
 # A preset: `snakemake --cores all --config preset=smoke`.
-# Every stage is an `igae` subcommand; dvc.yaml runs the same commands.
+# Every stage is an `igae` subcommand; its command comes from the stage table workflow/stages.py,
+# from which dvc.yaml is generated (workflow/scripts/make_dvc_yaml.py).
+# Lint note: `snakemake --lint` asks for a conda env or container per rule. Every rule runs in the one
+# pinned environment built by `make setup` from requirements.lock (the same for DVC and CI), so
+# per-rule envs would only duplicate it; a cluster uses the same venv on a shared file system.
+import sys
+
 from snakemake.utils import validate
 
 from igae.config import load_params
 
+sys.path.insert(0, f"{workflow.basedir}/workflow")
+from stages import snakemake_shell  # noqa: E402  the stage table: commands shared with dvc.yaml
+
 configfile: "params.yaml"
+
+
+report: "workflow/report/workflow.rst"
 
 
 validate(config, "workflow/schemas/params.schema.json")
@@ -17,11 +29,17 @@ P = load_params("params.yaml", preset=PRESET)
 CACHE = P.assets.cache_dir
 IGAE = f"igae --params params.yaml --preset {PRESET}"
 LOGS = "results/logs"
+BENCH = "results/benchmarks"  # per-job wall time and memory (benchmarks/stage_times.py)
 
+
+# GPU requests for cluster executors: with training.device cuda, training rules ask for one GPU
+# per data-parallel process and evaluation/fit rules for one ("auto" requests none).
+ON_GPU = P.training.device == "cuda"
+TRAIN_GPUS = P.training.processes if ON_GPU else 0
+EVAL_GPUS = 1 if ON_GPU else 0
 
 AES = ["standard", "finetuned", "igae"]
 TRAIN_DATA = ["data/scenes/train/manifest.json", "data/photos/manifest.json"]
-AE_DATA_ARGS = "--scenes data/scenes/train --photos data/photos"
 
 
 HELDOUT = [f"scene_{i:03d}" for i in range(P.scenes.heldout.count)]
@@ -36,6 +54,7 @@ rule all:
         "data/photos/manifest.json",
         expand("results/ae_eval/{ae}/metrics.json", ae=AES),
         "results/nerf_summary/summary.csv",
+        "results/report/index.html",
 
 
 rule fetch_assets:
@@ -46,8 +65,10 @@ rule fetch_assets:
         photo_sources=P.photos.sources,
     log:
         f"{LOGS}/fetch_assets.log",
+    benchmark:
+        f"{BENCH}/fetch_assets.tsv",
     shell:
-        "igae fetch-assets --params params.yaml --preset {PRESET} --out {output} 2> {log}"
+        snakemake_shell("fetch_assets", PRESET) + " 2> {log}"
 
 
 rule select_objects:
@@ -61,8 +82,10 @@ rule select_objects:
         seed=P.seed,
     log:
         f"{LOGS}/select_objects.log",
+    benchmark:
+        f"{BENCH}/select_objects.tsv",
     shell:
-        "igae select-objects --params params.yaml --preset {PRESET} --out {output} 2> {log}"
+        snakemake_shell("select_objects", PRESET) + " 2> {log}"
 
 
 rule render_scenes:
@@ -78,12 +101,13 @@ rule render_scenes:
         set="train|heldout",
     log:
         f"{LOGS}/render_scenes_{{set}}.log",
+    benchmark:
+        f"{BENCH}/render_scenes_{{set}}.tsv",
     threads: 1
     resources:
         mem_mb=2000,
     shell:
-        "igae render-scenes --params params.yaml --preset {PRESET} --objects {input.objects}"
-        " --set {wildcards.set} --out {params.out} 2> {log}"
+        snakemake_shell("render_scenes", PRESET) + " 2> {log}"
 
 
 rule build_photos:
@@ -97,9 +121,11 @@ rule build_photos:
         seed=P.seed,
     log:
         f"{LOGS}/build_photos.log",
+    benchmark:
+        f"{BENCH}/build_photos.tsv",
     threads: 1
     shell:
-        "igae build-photos --params params.yaml --preset {PRESET} --out data/photos 2> {log}"
+        snakemake_shell("build_photos", PRESET) + " 2> {log}"
 
 
 rule train_ae:
@@ -114,12 +140,14 @@ rule train_ae:
         seed=P.seed,
     log:
         f"{LOGS}/train_ae.log",
+    benchmark:
+        f"{BENCH}/train_ae.tsv",
     threads: workflow.cores
     resources:
         mem_mb=6000,
+        gpu=TRAIN_GPUS,
     shell:
-        "igae train-ae --params params.yaml --preset {PRESET} {AE_DATA_ARGS}"
-        " --out results/autoencoders/standard --work results/checkpoints/standard 2> {log}"
+        snakemake_shell("train_ae", PRESET) + " 2> {log}"
 
 
 rule train_igae:
@@ -136,12 +164,14 @@ rule train_igae:
         seed=P.seed,
     log:
         f"{LOGS}/train_igae.log",
+    benchmark:
+        f"{BENCH}/train_igae.tsv",
     threads: workflow.cores  # it uses training.threads (all cores); see igae/train/distributed.py
     resources:
         mem_mb=8000,
+        gpu=TRAIN_GPUS,
     shell:
-        "igae train-igae --params params.yaml --preset {PRESET} --ae results/autoencoders/standard {AE_DATA_ARGS}"
-        " --out results/autoencoders/igae --work results/checkpoints/igae 2> {log}"
+        snakemake_shell("train_igae", PRESET) + " 2> {log}"
 
 
 rule finetune_ae:
@@ -157,12 +187,14 @@ rule finetune_ae:
         seed=P.seed,
     log:
         f"{LOGS}/finetune_ae.log",
+    benchmark:
+        f"{BENCH}/finetune_ae.tsv",
     threads: workflow.cores
     resources:
         mem_mb=6000,
+        gpu=TRAIN_GPUS,
     shell:
-        "igae finetune-ae --params params.yaml --preset {PRESET} --ae results/autoencoders/standard {AE_DATA_ARGS}"
-        " --out results/autoencoders/finetuned --work results/checkpoints/finetuned 2> {log}"
+        snakemake_shell("finetune_ae", PRESET) + " 2> {log}"
 
 
 rule eval_ae:
@@ -179,44 +211,64 @@ rule eval_ae:
         ae="standard|finetuned|igae",
     log:
         f"{LOGS}/eval_ae_{{ae}}.log",
+    benchmark:
+        f"{BENCH}/eval_ae_{{ae}}.tsv",
     threads: workflow.cores
+    resources:
+        mem_mb=4000,
+        gpu=EVAL_GPUS,
     shell:
-        "igae eval-ae --params params.yaml --preset {PRESET} --ae results/autoencoders/{wildcards.ae} --name {wildcards.ae}"
-        " --photos data/photos --heldout data/scenes/heldout --scenes data/scenes/train --out results/ae_eval/{wildcards.ae} 2> {log}"
+        snakemake_shell("eval_ae", PRESET) + " 2> {log}"
 
 
-def _fit_inputs(wc):
-    """The held-out scenes, plus the autoencoder for a latent space."""
-    inputs = ["data/scenes/heldout/manifest.json"]
-    if wc.space != "rgb":
-        inputs.append(f"results/autoencoders/{wc.space}/model/igae_autoencoder.json")
-    return inputs
-
-
-rule fit_nerf:
-    # One job per scene x space x method: a cluster runs them all in parallel.
+rule fit_nerf_rgb:
+    # One job per scene x method (the RGB baseline): a cluster runs them all in parallel.
     input:
-        _fit_inputs,
+        "data/scenes/heldout/manifest.json",
+    output:
+        "results/nerf/rgb/{method}/{scene}/metrics.json",
+    params:
+        nerf=P.nerf.model_dump(),
+        seed=P.seed,
+    wildcard_constraints:
+        method="vanilla|ngp|kplanes|triplane",
+        scene=r"scene_\d+",
+    log:
+        f"{LOGS}/fit_nerf/rgb_{{method}}_{{scene}}.log",
+    benchmark:
+        f"{BENCH}/fit_nerf/rgb_{{method}}_{{scene}}.tsv",
+    threads: 1 if P.nerf.threads == 1 else workflow.cores
+    resources:
+        mem_mb=2000,
+        gpu=EVAL_GPUS,
+    shell:
+        snakemake_shell("fit_nerf_rgb", PRESET) + " 2> {log}"
+
+
+rule fit_nerf_latent:
+    # One job per scene x latent space x method.
+    input:
+        "data/scenes/heldout/manifest.json",
+        "results/autoencoders/{space}/model/igae_autoencoder.json",
     output:
         "results/nerf/{space}/{method}/{scene}/metrics.json",
     params:
         nerf=P.nerf.model_dump(),
         seed=P.seed,
-        autoencoder=lambda wc: "rgb" if wc.space == "rgb" else f"results/autoencoders/{wc.space}",
     wildcard_constraints:
-        space="rgb|standard|finetuned|igae",
+        space="standard|finetuned|igae",
         method="vanilla|ngp|kplanes|triplane",
         scene=r"scene_\d+",
     log:
         f"{LOGS}/fit_nerf/{{space}}_{{method}}_{{scene}}.log",
+    benchmark:
+        f"{BENCH}/fit_nerf/{{space}}_{{method}}_{{scene}}.tsv",
     threads: 1 if P.nerf.threads == 1 else workflow.cores
     resources:
         mem_mb=2000,
+        gpu=EVAL_GPUS,
     shell:
-        "igae fit-nerf --params params.yaml --preset {PRESET} --scene data/scenes/heldout/{wildcards.scene}"
-        " --autoencoder {params.autoencoder} --space-name {wildcards.space} --method {wildcards.method}"
-        " --out results/nerf/{wildcards.space}/{wildcards.method}/{wildcards.scene}"
-        " --work results/checkpoints/nerf/{wildcards.space}/{wildcards.method}/{wildcards.scene} --quiet 2> {log}"
+        snakemake_shell("fit_nerf_latent", PRESET) + " 2> {log}"
 
 
 rule summarize_nerf:
@@ -226,7 +278,42 @@ rule summarize_nerf:
         "results/nerf_summary/per_fit.csv",
         "results/nerf_summary/summary.csv",
         "results/nerf_summary/goals.json",
+        "results/nerf_summary/metrics.json",
+        expand("results/nerf_summary/plots/psnr_vs_time_{space}.csv", space=["rgb", *P.nerf.autoencoders]),
     log:
         f"{LOGS}/summarize_nerf.log",
+    benchmark:
+        f"{BENCH}/summarize_nerf.tsv",
     shell:
-        "igae summarize-nerf --fits results/nerf --out results/nerf_summary > {log} 2>&1"
+        snakemake_shell("summarize_nerf", PRESET) + " > {log} 2>&1"
+
+
+TABLES = ["novel_view_synthesis", "novel_view_synthesis_per_scene", "speed", "autoencoding"]
+
+
+rule report:
+    # Tagged for `snakemake --report results/report.html` (after a run).
+    input:
+        FITS,
+        expand("results/ae_eval/{ae}/metrics.json", ae=AES),
+        expand("results/autoencoders/{ae}/losses.csv", ae=AES),
+        "data/scenes/heldout/manifest.json",
+        "results/nerf_summary/goals.json",
+    output:
+        page=report("results/report/index.html", category="Report", caption="workflow/report/page.rst"),
+        tables=[report(f"results/tables/{t}.csv", category="Tables", caption="workflow/report/tables.rst") for t in TABLES],
+        tables_md_tex=expand("results/tables/{table}.{ext}", table=TABLES, ext=["md", "tex"]),
+        qualitative=[report(f"results/figures/qualitative_{s}.png", category="Novel-view synthesis",
+                            subcategory=s, caption="workflow/report/qualitative.rst") for s in HELDOUT],
+        latents=[report(f"results/figures/latents_{s}.png", category="Latent 3D consistency",
+                        subcategory=s, caption="workflow/report/latents.rst") for s in HELDOUT],
+        speed=[report(f"results/figures/{f}.png", category="Speed", caption="workflow/report/speed.rst")
+               for f in ("psnr_vs_time", "render_time")],
+        ae=[report(f"results/figures/{f}.png", category="Autoencoders", caption="workflow/report/autoencoders.rst")
+            for f in ("autoencoders", "training_igae", "training_standard", "training_finetuned")],
+    log:
+        f"{LOGS}/report.log",
+    benchmark:
+        f"{BENCH}/report.tsv",
+    shell:
+        snakemake_shell("report", PRESET) + " 2> {log}"

@@ -286,3 +286,28 @@ def test_an_interrupted_latent_fit_resumes_from_its_checkpoint_and_matches_an_un
         assert torch.equal(a, b), name
     for (name, a), b in zip(ref_data.ae.state_dict().items(), data.ae.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_a_batch_too_large_for_memory_fails_before_training_and_names_the_param(
+        square_scene: Path, tmp_path: Path, capsys) -> None:
+    from igae.nerf.memory import ResourceError, check_fit_memory, saved_bytes
+
+    # saved_bytes counts what autograd keeps: a (1000, 1000) float32 product saves both inputs.
+    a, b = torch.ones(1000, 1000, requires_grad=True), torch.ones(1000, 1000, requires_grad=True)
+    assert saved_bytes(lambda: a @ b) == 2 * 4 * 10**6
+    p = params(**{"nerf.stage1.rays_per_batch": 10**10})
+    scene = read_scene(square_scene, splits_required=("train", "test"))
+    data = prepare_latent(scene, tiny_ae(), "tiny")
+    field = build_method_field("vanilla", data, p.nerf.method_params["vanilla"], 0.5, seed=0)
+    with pytest.raises(ResourceError, match=r"nerf\.stage1\.rays_per_batch"):
+        check_fit_memory(field, build_sampler(p.nerf, field, torch.device("cpu")), data, p.nerf)
+    ok = check_fit_memory(field, build_sampler(params().nerf, field, torch.device("cpu")), data, params().nerf)
+    assert 0 < ok["rays"] < ok["available"] and ok["decode"] > 0
+    # Through the CLI: exit 2, the param named, nothing written.
+    text = (REPO / "params.yaml").read_text().replace("    rays_per_batch: 4096", "    rays_per_batch: 40000000000")
+    assert "40000000000" in text
+    (tmp_path / "params.yaml").write_text(text)
+    code = main(["fit-nerf", "--params", str(tmp_path / "params.yaml"), "--scene", str(square_scene),
+                 "--autoencoder", "rgb", "--method", "ngp", "--out", str(tmp_path / "fit"), "--quiet"])
+    assert code == 2 and "nerf.rgb.rays_per_batch" in capsys.readouterr().err
+    assert not (tmp_path / "fit").exists()

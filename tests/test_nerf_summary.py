@@ -23,6 +23,7 @@ def write_fit(root: Path, space: str, method: str, scene: str, psnr: float, trai
         "provenance": {"device": "cpu"},
     }
     (folder / "metrics.json").write_text(json.dumps(metrics))
+    (folder / "curve.csv").write_text(f"step,train_seconds,psnr\n10,{train_s / 2},{psnr - 3}\n20,{train_s},{psnr}\n")
 
 
 @pytest.fixture()
@@ -54,6 +55,9 @@ def test_cli_writes_tables_and_rejects_an_empty_folder(fits: Path, tmp_path: Pat
     assert main(["summarize-nerf", "--fits", str(fits), "--out", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "per_fit.csv").read_text().count("\n") == 9
     assert json.loads((tmp_path / "out" / "goals.json").read_text())["fits"] == 8
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["igae"]["ngp"]["psnr"] == pytest.approx(22.5)
+    curve = (tmp_path / "out" / "plots" / "psnr_vs_time_rgb.csv").read_text().splitlines()
+    assert curve[0] == "step,train_seconds,psnr" and curve[2] == "20,10,31"
     (tmp_path / "empty").mkdir()
     assert main(["summarize-nerf", "--fits", str(tmp_path / "empty"), "--out", str(tmp_path / "o2")]) == 2
     assert "no fit results" in capsys.readouterr().err
@@ -64,3 +68,28 @@ def test_a_broken_metrics_file_is_named(fits: Path) -> None:
     bad.write_text("{")
     with pytest.raises(InputError, match="scene_000"):
         collect_fits(fits)
+
+
+# ------------------------------------------------------------------ tables
+def test_novel_view_table_cells_are_means_and_stds_over_scenes(fits: Path) -> None:
+    from igae.report.tables import novel_view_table, to_latex, to_markdown
+
+    table = novel_view_table(collect_fits(fits))
+    assert table.loc["Instant-NGP", ("RGB NeRF", "PSNR ↑")] == "31.00 ± 1.00"
+    assert table.loc["Instant-NGP", ("IG-AE", "ST-LPIPS (alex) ↓")] == "0.100 ± 0.000"
+    md = to_markdown(table)
+    assert md.splitlines()[0].startswith("| method | RGB NeRF / PSNR ↑")
+    tex = to_latex(table, "caption_with_underscore")
+    assert r"\multicolumn{3}{c}{IG-AE}" in tex and r"\cmidrule(lr){2-4}" in tex
+    assert r"31.00 $\pm$ 1.00" in tex and r"caption\_with\_underscore" in tex
+    body = [line for line in tex.splitlines() if line.startswith("Instant")]
+    assert body[0].count("&") == 12  # method + 4 spaces x 3 metrics
+
+
+def test_mixed_perceptual_backends_are_refused(fits: Path) -> None:
+    from igae.report.tables import novel_view_table
+
+    table = collect_fits(fits)
+    table.loc[0, "perceptual_backend"] = "LPIPS (alex)"
+    with pytest.raises(InputError, match="different perceptual backends"):
+        novel_view_table(table)

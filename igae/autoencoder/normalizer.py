@@ -102,3 +102,15 @@ def background_latent(
     lo, hi = h // 4, h - h // 4
     raw = latent[:, lo:hi, lo:hi].mean(dim=(1, 2))
     return ae.normalizer.normalize(raw) if normalized else raw
+
+
+@torch.no_grad()
+def encode_normalized(ae: "Autoencoder", images: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
+    """``norm(E(x))`` (posterior mean) of ``images`` ``(N, 3, H, W)`` -> ``(N, C, h, w)`` on CPU,
+    ``batch_size`` images per encoder call (bounded memory); the AE's train/eval mode is kept."""
+    was_training = ae.training
+    ae.eval()
+    out = [ae.normalizer.normalize(ae.encode(images[i : i + batch_size].to(ae.device))).cpu()
+           for i in range(0, len(images), batch_size)]
+    ae.train(was_training)
+    return torch.cat(out)

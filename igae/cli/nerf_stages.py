@@ -68,6 +68,7 @@ def fit_one(args: argparse.Namespace, params, scene_dir: Path, out: Path, work: 
     from igae.nerf.evaluate import (evaluate_test_views, peak_memory_mb, render_turntable, save_gif,
                                     save_test_renders, time_rendering)
     from igae.nerf.fit import build_method_field, build_sampler, fit_scene
+    from igae.nerf.memory import check_fit_memory
     from igae.train.distributed import resolve_device
 
     cfg = params.nerf
@@ -89,6 +90,7 @@ def fit_one(args: argparse.Namespace, params, scene_dir: Path, out: Path, work: 
     seed = params.seed
     field = build_method_field(args.method, data, method_cfg, aabb_half, seed).to(device)
     sampler = build_sampler(cfg, field, device)
+    memory_estimate = check_fit_memory(field, sampler, data, cfg)  # fails early, naming the param to lower
     _log(f"fit {args.method} in {space} space: {scene.root.name}, {len(data.train_c2w)} train / "
          f"{len(data.test_c2w)} test views, render {data.width}x{data.height}, box half {aabb_half:g} "
          f"({aabb_source}), {device}, {threads} thread(s)")
@@ -113,7 +115,9 @@ def fit_one(args: argparse.Namespace, params, scene_dir: Path, out: Path, work: 
         "image_size": [scene.width, scene.height], "render_size": [data.width, data.height], "crop": data.crop,
         "train_seconds": {**result.stage_seconds, "total": sum(result.stage_seconds.values())},
         "steps": result.steps, "skipped_steps": result.skipped_steps, "resumed_from": result.resumed_from,
-        "render_seconds_per_frame": timing, "memory": peak_memory_mb(device),
+        "render_seconds_per_frame": timing,
+        "memory": {**peak_memory_mb(device), "estimated_step_mb": {k: v / 2**20 for k, v in memory_estimate.items()
+                                                                   if k != "available"}},
         "psnr_vs_time": result.curve,
         "aabb_half": aabb_half, "aabb_source": aabb_source, "threads": threads,
         "seed": seed, "preset": params.preset,
@@ -151,7 +155,7 @@ def fit_one(args: argparse.Namespace, params, scene_dir: Path, out: Path, work: 
 
 
 def cmd_summarize_nerf(args: argparse.Namespace) -> None:
-    from igae.eval.nerf_summary import check_goals, collect_fits, summarize_fits
+    from igae.eval.nerf_summary import check_goals, collect_fits, curves_by_space, metrics_tree, summarize_fits
     from igae.io import write_text_atomic
 
     fits = collect_fits(args.fits)
@@ -162,6 +166,9 @@ def cmd_summarize_nerf(args: argparse.Namespace) -> None:
     write_text_atomic(out / "summary.csv", summary.to_csv(index=False, float_format="%.6g"))
     write_json_atomic(out / "goals.json", {"goals": goals, "fits": len(fits),
                                            "source": f"{args.fits}/<space>/<method>/<scene>/metrics.json"})
+    write_json_atomic(out / "metrics.json", metrics_tree(summary))  # `dvc metrics show/diff`
+    for space, curve in curves_by_space(fits).items():  # `dvc plots show`: one series per space
+        write_text_atomic(out / "plots" / f"psnr_vs_time_{space}.csv", curve.to_csv(index=False, float_format="%.6g"))
     with_pd = summary.set_index(["method", "space"])[["psnr", "ssim", "train_s", "render_ms", "scenes"]]
     print(with_pd.to_string(float_format=lambda v: f"{v:.3f}"))
     _log(f"wrote {out}/per_fit.csv, summary.csv, goals.json ({len(fits)} fits)")
@@ -190,5 +197,6 @@ def register(sub: argparse._SubParsersAction, add_params_args: Callable[[argpars
     help_ = "Collect every fit's metrics.json into per_fit.csv, per-(space, method) means and the goal checks."
     p = sub.add_parser("summarize-nerf", help=help_, description=help_)
     p.add_argument("--fits", required=True, help="folder of <space>/<method>/<scene>/metrics.json (results/nerf)")
-    p.add_argument("--out", required=True, help="output folder: per_fit.csv, summary.csv, goals.json")
+    p.add_argument("--out", required=True, help="output folder: per_fit.csv, summary.csv, goals.json, metrics.json, "
+                   "plots/psnr_vs_time_<space>.csv")
     p.set_defaults(handler=cmd_summarize_nerf)

@@ -11,13 +11,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from igae.errors import InputError
 
 KEYS = ["space", "method", "scene"]
-METRIC_COLUMNS = ["psnr", "ssim", "perceptual", "train_s", "render_field_ms", "render_decode_ms", "render_ms",
-                  "peak_rss_mb"]
+STAGE_COLUMNS = {"latent": "train_stage1_s", "rgb_align": "train_stage2_s", "rgb": "train_rgb_s"}
+"""Training phase of a fit -> its column (stage 1 / stage 2 of latent fits, the one RGB phase)."""
+METRIC_COLUMNS = ["psnr", "ssim", "perceptual", "train_s", *STAGE_COLUMNS.values(), "render_field_ms",
+                  "render_decode_ms", "render_ms", "peak_rss_mb"]
 
 
 def fit_row(metrics: dict[str, Any], source: Path) -> dict[str, Any]:
@@ -30,6 +33,7 @@ def fit_row(metrics: dict[str, Any], source: Path) -> dict[str, Any]:
             "perceptual": metrics["metrics"].get("perceptual", float("nan")),
             "perceptual_backend": metrics.get("perceptual_backend"),
             "train_s": metrics["train_seconds"]["total"],
+            **{col: metrics["train_seconds"].get(phase, float("nan")) for phase, col in STAGE_COLUMNS.items()},
             "render_field_ms": 1e3 * timing["field"], "render_decode_ms": 1e3 * timing["decode"],
             "render_ms": 1e3 * timing["total"], "peak_rss_mb": metrics["memory"]["cpu_peak_rss_mb"],
             "device": metrics["provenance"].get("device"), "seed": metrics["seed"], "source": str(source),
@@ -62,6 +66,34 @@ def summarize_fits(fits: pd.DataFrame) -> pd.DataFrame:
     out = grouped[METRIC_COLUMNS].mean()
     out["scenes"] = grouped["scene"].nunique()
     return out.reset_index()
+
+
+def mean_curve(curve_files: list[Path]) -> pd.DataFrame:
+    """Point-wise mean of several ``curve.csv`` (step, train_seconds, psnr), cut to the shortest."""
+    missing = [str(f) for f in curve_files if not Path(f).is_file()]
+    if missing:
+        raise InputError(f"PSNR-vs-time curve files missing: {missing[:3]}{' ...' if len(missing) > 3 else ''}")
+    curves = [pd.read_csv(f) for f in curve_files]
+    points = min(len(c) for c in curves)
+    stacked = np.stack([c[["step", "train_seconds", "psnr"]].to_numpy()[:points] for c in curves])
+    return pd.DataFrame(stacked.mean(axis=0), columns=["step", "train_seconds", "psnr"])
+
+
+def curves_by_space(fits: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per space, the PSNR-vs-time curve averaged over every fit (methods and scenes) of it."""
+    out = {}
+    for space, part in fits.groupby("space"):
+        out[str(space)] = mean_curve([Path(src).with_name("curve.csv") for src in part["source"]])
+    return out
+
+
+def metrics_tree(summary: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
+    """``{space: {method: {psnr, ssim, perceptual, train_s, render_ms}}}`` for ``dvc metrics``."""
+    tree: dict[str, dict[str, dict[str, float]]] = {}
+    for row in summary.itertuples():
+        tree.setdefault(str(row.space), {})[str(row.method)] = {
+            k: round(float(getattr(row, k)), 4) for k in ("psnr", "ssim", "perceptual", "train_s", "render_ms")}
+    return tree
 
 
 def check_goals(summary: pd.DataFrame) -> dict[str, Any]:

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from igae.autoencoder.model import Autoencoder
-from igae.autoencoder.normalizer import background_latent
+from igae.autoencoder.normalizer import background_latent, encode_normalized
 from igae.data.scene import Scene
 from igae.errors import InputError
 from igae.geometry import scale_intrinsics
@@ -82,6 +82,16 @@ class FitData:
             return rendered
         return self.ae.decode(self.ae.normalizer.denormalize(rendered))
 
+    @torch.no_grad()
+    def to_rgb_batched(self, rendered: Tensor) -> Tensor:
+        """:meth:`to_rgb` without gradients, ``ENCODE_BATCH`` views per decoder call (bounded memory)."""
+        return torch.cat([self.to_rgb(rendered[i : i + ENCODE_BATCH]) for i in range(0, len(rendered), ENCODE_BATCH)])
+
+    def encode_normalized(self, images: Tensor) -> Tensor:
+        """``norm(E(x))`` (posterior mean) of ``(N, 3, H, W)`` images, on the data's device."""
+        assert self.ae is not None, "RGB fits have no encoder"
+        return encode_normalized(self.ae, images, ENCODE_BATCH).to(images.device)
+
 
 def split_views(scene: Scene) -> tuple[Scene, Scene]:
     """The scene's own ``train`` and ``test`` splits (test views never train)."""
@@ -119,9 +129,8 @@ def prepare_latent(scene: Scene, ae: Autoencoder, name: str, device: torch.devic
     for p in local.encoder_parameters():
         p.requires_grad_(False)  # the encoder never changes in a latent fit
     train_images = train.images[:, :, :height, :width].to(device)
+    targets = encode_normalized(local, train_images, ENCODE_BATCH).to(device)
     with torch.no_grad():
-        targets = torch.cat([local.normalizer.normalize(local.encode(train_images[i : i + ENCODE_BATCH]))
-                             for i in range(0, len(train_images), ENCODE_BATCH)])
         background = background_latent(local, scene.background, size=8 * f, normalized=True)
     return FitData(
         space=name, channels=local.latent_channels, width=width // f, height=height // f, downsampling=f,

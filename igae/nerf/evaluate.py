@@ -56,11 +56,11 @@ def evaluate_test_views(field: Field, data: FitData, sampler: Sampler, perceptua
     if data.ae is not None:
         data.ae.eval()
     rendered = render_test_views(field, data, sampler, chunk)
-    rgb = data.to_rgb(rendered).clamp(0.0, 1.0)
+    rgb = data.to_rgb_batched(rendered).clamp(0.0, 1.0)
     per_view = {k: v.cpu() for k, v in image_metrics(rgb, data.test_images, perceptual).items()}
     if data.ae is None:
         return TestEvaluation(per_view, rgb.cpu(), None, None)
-    encoded = data.ae.normalizer.normalize(data.ae.encode(data.test_images))
+    encoded = data.encode_normalized(data.test_images)
     return TestEvaluation(per_view, rgb.cpu(), rendered.cpu(), encoded.cpu())
 
 

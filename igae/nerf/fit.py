@@ -94,7 +94,7 @@ def render_test_views(field: Field, data: FitData, sampler: Sampler, chunk: int 
 def mean_test_psnr(field: Field, data: FitData, sampler: Sampler, chunk: int | None = None) -> float:
     """Mean PSNR of the (decoded) test renders against the ground-truth test images."""
     field.eval()
-    rgb = data.to_rgb(render_test_views(field, data, sampler, chunk)).clamp(0.0, 1.0)
+    rgb = data.to_rgb_batched(render_test_views(field, data, sampler, chunk)).clamp(0.0, 1.0)
     field.train()
     return float(psnr(rgb, data.test_images).mean())
 

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from igae.autoencoder.model import Autoencoder
-from igae.autoencoder.normalizer import background_latent
+from igae.autoencoder.normalizer import background_latent, encode_normalized
 from igae.autoencoder.perceptual import PerceptualMetric
 from igae.config import IGAEParams, TriplaneParams
 from igae.fields.sampling import CoarseToFineSampler
@@ -77,17 +77,6 @@ class LatentRenderer:
                          generator=torch.Generator(device=device).manual_seed(derive_seed(jitter_seed, int(v))))
             for i, v in enumerate(views)
         ])
-
-
-@torch.no_grad()
-def encode_normalized(ae: Autoencoder, images: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
-    """``norm(E(x))`` (posterior mean) of ``images`` (N, 3, H, W) -> (N, C, h, w) on CPU."""
-    was_training = ae.training
-    ae.eval()
-    out = [ae.normalizer.normalize(ae.encode(images[i : i + batch_size].to(ae.device))).cpu()
-           for i in range(0, len(images), batch_size)]
-    ae.train(was_training)
-    return torch.cat(out)
 
 
 def normalized_background(ae: Autoencoder, bank: ViewBank) -> torch.Tensor:

@@ -1,0 +1,58 @@
+"""Per-stage wall times of a finished Snakemake run, from the rules' benchmark records.
+
+Usage: `python benchmarks/stage_times.py [results/benchmarks]` after `snakemake --cores all`.
+Each job's record (results/benchmarks/<rule>[_<wildcards>].tsv) holds its wall time and peak
+memory; this prints, per stage, the number of jobs, their summed and longest wall time and the
+largest peak RSS. Jobs of one stage run in parallel where the graph allows, so the summed time
+is CPU-side work, not the stage's share of the run's wall time.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+STAGES = ["fetch_assets", "select_objects", "render_scenes", "build_photos", "train_ae", "train_igae", "finetune_ae",
+          "eval_ae", "fit_nerf_rgb", "fit_nerf_latent", "summarize_nerf", "report"]
+
+
+def stage_of(path: Path) -> str:
+    name = path.stem
+    for stage in sorted(STAGES, key=len, reverse=True):
+        if name == stage or name.startswith(stage + "_"):
+            return stage
+    if re.match(r"^(standard|finetuned|igae)_", name) and "fit_nerf" in path.parts:
+        return "fit_nerf_latent"
+    if name.startswith("rgb_") and "fit_nerf" in path.parts:
+        return "fit_nerf_rgb"
+    return name
+
+
+def main(folder: Path) -> int:
+    files = sorted(folder.rglob("*.tsv"))
+    if not files:
+        print(f"error: no benchmark records in {folder}; run `snakemake --cores all` first", file=sys.stderr)
+        return 2
+    jobs: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for f in files:
+        rows = list(csv.DictReader(f.open(), delimiter="\t"))
+        if rows:
+            jobs[stage_of(f.relative_to(folder))].append((float(rows[-1]["s"]), float(rows[-1]["max_rss"] or 0)))
+    print(f"{'stage':<18}{'jobs':>6}{'sum (s)':>10}{'longest (s)':>13}{'peak RSS (MB)':>15}")
+    total = 0.0
+    for stage in STAGES + sorted(set(jobs) - set(STAGES)):
+        if stage not in jobs:
+            continue
+        times = [t for t, _ in jobs[stage]]
+        total += sum(times)
+        print(f"{stage:<18}{len(times):>6}{sum(times):>10.1f}{max(times):>13.1f}{max(m for _, m in jobs[stage]):>15.0f}")
+    print(f"{'all jobs':<18}{sum(len(v) for v in jobs.values()):>6}{total:>10.1f}  (job-seconds; with N cores the run's "
+          f"wall time is at least this / N)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("results/benchmarks")))

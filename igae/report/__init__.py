@@ -1,0 +1,1 @@
+"""Benchmark tables, paper-style figures and the HTML report, built from the pipeline's output files."""
