@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from igae.cli import main
 from igae.train.checkpoint import load_latest_checkpoint, save_checkpoint
@@ -131,3 +133,52 @@ def test_bad_scenes_fail_fit_nerf_clearly_and_write_nothing(tmp_path: Path, caps
     assert code == 2, err
     assert err.startswith("error:") and words in err and "Traceback" not in err, err
     assert not (tmp_path / "out").exists()
+
+
+def _smoke_data(tmp_path: Path, params: Path) -> tuple[Path, Path]:
+    """A tiny training scene set and photo set made by the pipeline's own data stages."""
+    base = ["--params", str(params), "--preset", "smoke"]
+    cache = REPO / "data" / "cache"
+    assert main(["select-objects", *base, "--out", str(tmp_path / "objects.json")]) == 0
+    assert main(["render-scenes", *base, "--objects", str(tmp_path / "objects.json"), "--set", "train",
+                 "--out", str(tmp_path / "scenes")]) == 0
+    assert main(["build-photos", *base, "--out", str(tmp_path / "photos")]) == 0
+    assert cache.is_dir()
+    return tmp_path / "scenes", tmp_path / "photos"
+
+
+def test_kill_9_during_standard_ae_training_then_rerun_resumes_bit_exactly(tmp_path: Path) -> None:
+    (tmp_path / "presets").mkdir()
+    text = (REPO / "params.yaml").read_text().replace("cache_dir: data/cache", f"cache_dir: {REPO / 'data' / 'cache'}")
+    (tmp_path / "params.yaml").write_text(text)
+    smoke = (REPO / "presets" / "smoke.yaml").read_text()
+    smoke = smoke.replace("train_ae: {steps: 6, batch_size: 4, checkpoint_every: 3}",
+                          "train_ae: {steps: 60, batch_size: 4, checkpoint_every: 10}")
+    assert "steps: 60" in smoke
+    (tmp_path / "presets" / "smoke.yaml").write_text(smoke)
+    params = tmp_path / "params.yaml"
+    scenes, photos = _smoke_data(tmp_path, params)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+
+    def cmd(name: str) -> list[str]:
+        return [sys.executable, "-m", "igae", "train-ae", "--params", str(params), "--preset", "smoke",
+                "--scenes", str(scenes), "--photos", str(photos), "--out", str(tmp_path / name),
+                "--work", str(tmp_path / f"{name}.work")]
+
+    subprocess.run(cmd("reference"), check=True, env=env, capture_output=True)
+    proc = subprocess.Popen(cmd("killed"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    mark = tmp_path / "killed.work" / "checkpoints" / "step_0000020.pt.sha256"
+    deadline = time.monotonic() + 120
+    while not mark.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert mark.exists() and proc.poll() is None, "training ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "killed").exists()
+    rerun = subprocess.run(cmd("killed"), env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert re.search(r"resuming from step (20|30|40|50)", rerun.stderr), rerun.stderr
+    a = load_file(tmp_path / "reference" / "model" / "diffusion_pytorch_model.safetensors")
+    b = load_file(tmp_path / "killed" / "model" / "diffusion_pytorch_model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "reference" / "losses.csv").read_text() == (tmp_path / "killed" / "losses.csv").read_text()

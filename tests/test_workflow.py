@@ -58,7 +58,7 @@ REPORT_OUTPUTS = ["results/report/index.html", "results/tables/novel_view_synthe
 
 @pytest.fixture(scope="module")
 def snakemake_run(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    work = _copy_workflow(repo_root, tmp_path_factory.mktemp("smk") / "wf")
+    work = _copy_workflow(repo_root, tmp_path_factory.mktemp("smk") / "snakemake_wf")
     _run([sys.executable, "-m", "snakemake", "--cores", "2", "--config", "preset=smoke"], work)
     return work
 
@@ -81,7 +81,7 @@ DVC = [sys.executable, "-m", "dvc"]
 
 @pytest.fixture(scope="module")
 def dvc_run(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    work = _copy_workflow(repo_root, tmp_path_factory.mktemp("dvc") / "wf")
+    work = _copy_workflow(repo_root, tmp_path_factory.mktemp("dvc") / "dvc_wf")
     params = work / "params.yaml"
     params.write_text(params.read_text().replace("preset: default", "preset: smoke", 1))
     _run(DVC + ["init", "--no-scm", "-q"], work)
@@ -197,8 +197,20 @@ def _snakemake_jobs(work: Path) -> set[str]:
 
 
 def _dvc_stages_to_run(work: Path) -> set[str]:
+    """Stages `dvc repro` would run: those whose own deps/params changed (`dvc repro --dry` lists only
+    these, since DVC decides about later stages from the new outputs' hashes at run time) plus
+    everything downstream of them in `dvc dag`, the most a real repro can run."""
     out = _run(DVC + ["repro", "--dry"], work)
-    return {name.split("@")[0] for name in re.findall(r"Running stage '([^']+)'", out)}
+    changed = set(re.findall(r"Running stage '([^']+)'", out))
+    edges = re.findall(r'"([^"]+)" -> "([^"]+)"', _run(DVC + ["dag", "--dot"], work))
+    reach, frontier = set(changed), list(changed)
+    while frontier:
+        node = frontier.pop()
+        for a, b in edges:
+            if a == node and b not in reach:
+                reach.add(b)
+                frontier.append(b)
+    return {name.split("@")[0] for name in reach}
 
 
 FITS_AND_AFTER = {"fit_nerf_rgb", "fit_nerf_latent", "summarize_nerf", "report"}

@@ -83,9 +83,11 @@ CAPTIONS = {
     "qualitative": "Same test view, never trained on: ground truth, the RGB NeRF, and latent NeRFs decoded by "
                    "the standard AE and by IG-AE, each with its PSNR on this view. Latent NeRFs lose thin "
                    "structures at 16x16 latents; look for sharper edges and fewer colour blotches with IG-AE.",
-    "latents": "Encoded ground truth (top of each pair) vs the latent NeRF's render (bottom), for the standard AE "
-               "and IG-AE, through a fixed PCA per AE. The closer the rows, the more 3D-consistent the latent "
-               "space: a NeRF can only reproduce latents that agree across views.",
+    "latents": "Encoded ground truth (top of each pair) vs the latent NeRF's render after both stages (bottom), for "
+               "the standard AE and IG-AE, through a fixed PCA per AE. The closer the rows, the more 3D-consistent "
+               "the latent space: a NeRF can only reproduce latents that agree across views. The encoder's border "
+               "and halo around the object are 2D artefacts no NeRF reproduces; stage 2 also lets the rendered "
+               "latents drift with the decoder copy (held by stage2.latent_weight).",
     "psnr_vs_time": "Test PSNR against training wall time (evaluations excluded), mean over held-out scenes. "
                     "Latent fits reach their plateau several times sooner; RGB fits end higher at this resolution.",
     "render_time": "Rendering time per test frame after a warm-up: field (solid) and decoding (hatched). At 64x64 "
