@@ -135,50 +135,84 @@ def test_bad_scenes_fail_fit_nerf_clearly_and_write_nothing(tmp_path: Path, caps
     assert not (tmp_path / "out").exists()
 
 
-def _smoke_data(tmp_path: Path, params: Path) -> tuple[Path, Path]:
-    """A tiny training scene set and photo set made by the pipeline's own data stages."""
-    base = ["--params", str(params), "--preset", "smoke"]
-    cache = REPO / "data" / "cache"
-    assert main(["select-objects", *base, "--out", str(tmp_path / "objects.json")]) == 0
-    assert main(["render-scenes", *base, "--objects", str(tmp_path / "objects.json"), "--set", "train",
-                 "--out", str(tmp_path / "scenes")]) == 0
-    assert main(["build-photos", *base, "--out", str(tmp_path / "photos")]) == 0
-    assert cache.is_dir()
-    return tmp_path / "scenes", tmp_path / "photos"
-
-
-def test_kill_9_during_standard_ae_training_then_rerun_resumes_bit_exactly(tmp_path: Path) -> None:
-    (tmp_path / "presets").mkdir()
+@pytest.fixture(scope="module")
+def long_training(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Smoke params with trainings long enough to be killed mid-way, the data they train on
+    (made by the pipeline's own data stages), and an uninterrupted standard AE run."""
+    root = tmp_path_factory.mktemp("long_training")
+    (root / "presets").mkdir()
     text = (REPO / "params.yaml").read_text().replace("cache_dir: data/cache", f"cache_dir: {REPO / 'data' / 'cache'}")
-    (tmp_path / "params.yaml").write_text(text)
+    (root / "params.yaml").write_text(text)
     smoke = (REPO / "presets" / "smoke.yaml").read_text()
-    smoke = smoke.replace("train_ae: {steps: 6, batch_size: 4, checkpoint_every: 3}",
-                          "train_ae: {steps: 60, batch_size: 4, checkpoint_every: 10}")
-    assert "steps: 60" in smoke
-    (tmp_path / "presets" / "smoke.yaml").write_text(smoke)
-    params = tmp_path / "params.yaml"
-    scenes, photos = _smoke_data(tmp_path, params)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for old, new in [("train_ae: {steps: 6, batch_size: 4, checkpoint_every: 3}",
+                      "train_ae: {steps: 60, batch_size: 4, checkpoint_every: 10}"),
+                     ("warmup: {steps: 4, views_per_batch: 2}", "warmup: {steps: 10, views_per_batch: 2}"),
+                     ("joint: {steps: 4, views_per_batch: 2, photos_per_batch: 2}",
+                      "joint: {steps: 50, views_per_batch: 2, photos_per_batch: 2}"),
+                     ("  checkpoint_every: 3\n", "  checkpoint_every: 10\n")]:
+        assert old in smoke, old
+        smoke = smoke.replace(old, new)
+    (root / "presets" / "smoke.yaml").write_text(smoke)
+    params = root / "params.yaml"
+    base = ["--params", str(params), "--preset", "smoke"]
+    assert main(["select-objects", *base, "--out", str(root / "objects.json")]) == 0
+    assert main(["render-scenes", *base, "--objects", str(root / "objects.json"), "--set", "train",
+                 "--out", str(root / "scenes")]) == 0
+    assert main(["build-photos", *base, "--out", str(root / "photos")]) == 0
+    paths = {"root": root, "params": params, "scenes": root / "scenes", "photos": root / "photos"}
+    subprocess.run(_train_cmd(paths, "train-ae", "standard"), check=True, env=_env(), capture_output=True)
+    return paths
 
-    def cmd(name: str) -> list[str]:
-        return [sys.executable, "-m", "igae", "train-ae", "--params", str(params), "--preset", "smoke",
-                "--scenes", str(scenes), "--photos", str(photos), "--out", str(tmp_path / name),
-                "--work", str(tmp_path / f"{name}.work")]
 
-    subprocess.run(cmd("reference"), check=True, env=env, capture_output=True)
-    proc = subprocess.Popen(cmd("killed"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    mark = tmp_path / "killed.work" / "checkpoints" / "step_0000020.pt.sha256"
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def _train_cmd(paths: dict[str, Path], command: str, name: str) -> list[str]:
+    start = ["--ae", str(paths["root"] / "standard")] if command != "train-ae" else []
+    return [sys.executable, "-m", "igae", command, "--params", str(paths["params"]), "--preset", "smoke", *start,
+            "--scenes", str(paths["scenes"]), "--photos", str(paths["photos"]), "--out", str(paths["root"] / name),
+            "--work", str(paths["root"] / f"{name}.work")]
+
+
+def _kill_after_checkpoint_then_rerun(paths: dict[str, Path], command: str, name: str, step: int) -> str:
+    """Start ``command``, kill -9 it once the checkpoint of ``step`` is on disk, rerun it; its stderr."""
+    proc = subprocess.Popen(_train_cmd(paths, command, name), env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    mark = paths["root"] / f"{name}.work" / "checkpoints" / f"step_{step:07d}.pt.sha256"
     deadline = time.monotonic() + 120
     while not mark.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     assert mark.exists() and proc.poll() is None, "training ended before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not (tmp_path / "killed").exists()
-    rerun = subprocess.run(cmd("killed"), env=env, capture_output=True, text=True)
+    assert not (paths["root"] / name).exists()  # no half-written output
+    rerun = subprocess.run(_train_cmd(paths, command, name), env=_env(), capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
-    assert re.search(r"resuming from step (20|30|40|50)", rerun.stderr), rerun.stderr
-    a = load_file(tmp_path / "reference" / "model" / "diffusion_pytorch_model.safetensors")
-    b = load_file(tmp_path / "killed" / "model" / "diffusion_pytorch_model.safetensors")
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert (tmp_path / "reference" / "losses.csv").read_text() == (tmp_path / "killed" / "losses.csv").read_text()
+    return rerun.stderr
+
+
+def _same_weights(a: Path, b: Path) -> None:
+    ta = load_file(a / "model" / "diffusion_pytorch_model.safetensors")
+    tb = load_file(b / "model" / "diffusion_pytorch_model.safetensors")
+    assert ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
+    assert (a / "losses.csv").read_text() == (b / "losses.csv").read_text()
+
+
+def test_kill_9_during_standard_ae_training_then_rerun_resumes_bit_exactly(long_training: dict[str, Path]) -> None:
+    err = _kill_after_checkpoint_then_rerun(long_training, "train-ae", "killed_standard", 20)
+    assert re.search(r"resuming from step (20|30|40|50)", err), err
+    _same_weights(long_training["root"] / "standard", long_training["root"] / "killed_standard")
+
+
+def test_kill_9_during_igae_training_then_rerun_resumes_bit_exactly(long_training: dict[str, Path]) -> None:
+    """Killed in the joint phase (warm-up: 10 steps); AE weights and tri-planes must match."""
+    root = long_training["root"]
+    subprocess.run(_train_cmd(long_training, "train-igae", "igae"), check=True, env=_env(), capture_output=True)
+    err = _kill_after_checkpoint_then_rerun(long_training, "train-igae", "killed_igae", 20)
+    assert re.search(r"resuming from step (20|30|40|50)", err), err
+    _same_weights(root / "igae", root / "killed_igae")
+    a = torch.load(root / "igae" / "triplanes.pt", weights_only=False)
+    b = torch.load(root / "killed_igae" / "triplanes.pt", weights_only=False)
+    sa, sb = a["state_dict"], b["state_dict"]
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)

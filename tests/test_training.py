@@ -151,6 +151,39 @@ def test_igae_resume_after_crash_is_bit_exact(
     assert (tmp_path / "a/losses.csv").read_text() == (tmp_path / "b/losses.csv").read_text()
 
 
+@pytest.mark.parametrize("change", ["params", "data", "starting weights"])
+def test_checkpoints_of_a_run_with_other_params_or_inputs_are_discarded_not_resumed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], change: str) -> None:
+    """Work folders outlive params edits (Snakemake and DVC keep them): a rerun with another
+    lr, other images or another starting AE must train afresh, not return the old weights."""
+    params = _params()
+    bank, photos = _bank(), _photos()
+    train_standard_ae(Autoencoder.from_architecture(ARCH, seed=0), bank.images, photos, params.train_ae, None, 0,
+                      tmp_path / "work")  # finished: its last checkpoint is at the final step
+    cfg, images, seed = params.train_ae, bank.images, 0
+    if change == "params":
+        cfg = _params(**{"train_ae.lr": params.train_ae.lr * 2}).train_ae
+    elif change == "data":
+        images = images.flip(-1)
+    else:
+        seed = 1
+    capsys.readouterr()
+    rerun = Autoencoder.from_architecture(ARCH, seed=seed)
+    result = train_standard_ae(rerun, images, photos, cfg, None, 0, tmp_path / "work")
+    err = capsys.readouterr().err
+    assert result.resumed_from is None and result.steps_run == cfg.steps, err
+    expected = {"params": "train_ae.lr", "data": "data_sha256", "starting weights": "start_state_sha256"}[change]
+    assert "discarding them" in err and expected in err, err
+    fresh = Autoencoder.from_architecture(ARCH, seed=seed)
+    train_standard_ae(fresh, images, photos, cfg, None, 0, tmp_path / "fresh")
+    a, b = rerun.state_dict(), fresh.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # and the same run again resumes from its own final checkpoint without training
+    again = train_standard_ae(Autoencoder.from_architecture(ARCH, seed=seed), images, photos, cfg, None, 0,
+                              tmp_path / "work")
+    assert again.resumed_from == cfg.steps and again.steps_run == 0
+
+
 def _inject_nan(monkeypatch: pytest.MonkeyPatch, on_call: int) -> None:
     """Make the ``on_call``-th MSE computed by the IG-AE trainer NaN."""
     import igae.train.igae_trainer as trainer

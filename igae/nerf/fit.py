@@ -42,6 +42,7 @@ from igae.fields.volume_renderer import render_bundle, render_views
 from igae.geometry import rays_at_pixels
 from igae.nerf.data import FitData
 from igae.seeding import derive_seed
+from igae.train.checkpoint import tensor_digest
 from igae.train.data import step_generator
 from igae.train.loop import Phase, run_phases
 
@@ -239,7 +240,10 @@ def fit_scene(
     work = Path(work_dir)
     result = run_phases(wrapped, modules, work / "checkpoints", work / "losses.csv",
                         checkpoint_every=max(total, 1), nan_policy=nan_policy, progress=progress,
-                        config={"nerf": cfg.model_dump(), "seed": seed})
+                        config={"nerf": cfg.model_dump(), "method": method_cfg.model_dump(), "seed": seed, "space": data.space,
+                                "data_sha256": tensor_digest([
+                                    data.train_c2w, data.train_intrinsics, data.train_targets, data.train_images,
+                                    data.test_c2w, data.test_intrinsics, data.test_images, data.background])})
     train_seconds = clock.train_seconds()
     ends = [t for _, t in phase_starts[1:]] + [train_seconds]
     stage_seconds = {name: end - t0 for (name, t0), end in zip(phase_starts, ends)}

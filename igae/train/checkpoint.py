@@ -4,7 +4,9 @@ A checkpoint holds everything a run needs to continue as if never stopped: model
 optimizer/scheduler states, the step, every RNG state, and the config. Files are
 ``step_XXXXXXX.pt`` plus a ``.sha256`` sidecar; a file whose checksum does not match
 (the process died while copying it elsewhere, a disk fault) is skipped with a warning
-and the previous one is used.
+and the previous one is used. Each checkpoint also records the identity of its run (params,
+digests of the training data and of the starting weights) so that a rerun with other
+params or inputs never continues from it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import io
 import random
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -41,6 +43,27 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def tensor_digest(tensors: Iterable[torch.Tensor]) -> str:
+    """SHA-256 over the dtype, shape and bytes of each tensor, in order (any device or dtype)."""
+    h = hashlib.sha256()
+    for t in tensors:
+        t = t.detach().cpu().contiguous()
+        h.update(f"{t.dtype}{tuple(t.shape)};".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy())  # hashed in place, no copy
+    return h.hexdigest()
+
+
+def modules_digest(modules: Mapping[str, torch.nn.Module]) -> str:
+    """SHA-256 of the named modules' state (parameters and buffers, names included)."""
+    h = hashlib.sha256()
+    for name, module in modules.items():
+        state = module.state_dict()
+        h.update(f"{name}:{','.join(state)};".encode())
+        h.update(tensor_digest(v for v in state.values() if isinstance(v, torch.Tensor)).encode())
+    return h.hexdigest()
+
+
 def checkpoint_path(folder: str | Path, step: int) -> Path:
     return Path(folder) / f"step_{step:07d}.pt"
 
@@ -62,6 +85,15 @@ def save_checkpoint(folder: str | Path, step: int, state: dict[str, Any], keep: 
         old.unlink(missing_ok=True)
         old.with_suffix(".pt.sha256").unlink(missing_ok=True)
     return path
+
+
+def discard_checkpoints(folder: str | Path) -> list[Path]:
+    """Delete every checkpoint (and sidecar) in ``folder``; returns the checkpoint files removed."""
+    removed = sorted(Path(folder).glob(_PATTERN))
+    for path in removed:
+        path.unlink(missing_ok=True)
+        path.with_suffix(".pt.sha256").unlink(missing_ok=True)
+    return removed
 
 
 def load_latest_checkpoint(folder: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any] | None:

@@ -31,6 +31,7 @@ from igae.fields.triplane import TriplaneField
 from igae.fields.volume_renderer import render_views
 from igae.geometry import scale_intrinsics
 from igae.train.ae_losses import autoencoding_terms
+from igae.train.checkpoint import tensor_digest
 from igae.train.data import ViewBank, draw, step_generator
 from igae.train.distributed import DistContext
 from igae.train.loop import LoopResult, Phase, run_phases
@@ -175,7 +176,10 @@ def train_igae(
     ]
     work = Path(work_dir)
     result = run_phases(phases, {"ae": ae, "field": field}, work / "checkpoints", work / "losses.csv",
-                        cfg.checkpoint_every, nan_policy, ctx, config={"igae": cfg.model_dump(), "seed": seed})
+                        cfg.checkpoint_every, nan_policy, ctx,
+                        config={"igae": cfg.model_dump(), "seed": seed, "perceptual": getattr(perceptual, "backend", None),
+                                "data_sha256": tensor_digest([bank.images, bank.camera_to_world, bank.intrinsics,
+                                                              bank.scene_index, photos])})
     _set_ae_trainable(ae, True)
     return result
 

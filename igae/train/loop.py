@@ -6,7 +6,10 @@ at the end of each phase, rank 0 writes a checkpoint (modules, the running phase
 optimizers and schedulers, RNG states, the loss history). A rerun of the same command
 loads the newest valid checkpoint and continues; because each step draws its batch from
 a generator seeded by (seed, phase, step), the resumed run computes the same steps an
-uninterrupted run would.
+uninterrupted run would. A checkpoint is only resumed from when it was written by the same
+run: the caller's ``config`` (params and data digests) and the digest of the modules'
+starting state must equal those stored in it; otherwise the old checkpoints are discarded
+with a warning and training starts from step 0 (work folders outlive changes of params).
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ import torch
 
 from igae.errors import NumericalError
 from igae.io import write_text_atomic
-from igae.train.checkpoint import load_latest_checkpoint, rng_state, save_checkpoint, set_rng_state
+from igae.train.checkpoint import (discard_checkpoints, load_latest_checkpoint, modules_digest, rng_state,
+                                   save_checkpoint, set_rng_state)
 from igae.train.distributed import DistContext
 
 StepFn = Callable[[int], dict[str, torch.Tensor]]
@@ -66,11 +70,23 @@ def run_phases(
 ) -> LoopResult:
     """Run ``phases`` in order, resuming from the newest checkpoint in ``checkpoint_dir``.
 
+    ``config`` identifies the run (params, digests of the data): together with the digest
+    of ``modules``' state at call time it decides whether a checkpoint may be resumed.
+
     Raises:
         NumericalError: a NaN/inf loss term or gradient with ``nan_policy="stop"``; the
             last checkpoint on disk is the last good state.
     """
+    identity = {**(config or {}), "start_state_sha256": modules_digest(modules)}
     state = load_latest_checkpoint(checkpoint_dir)
+    if state is not None and state.get("config") != identity:
+        differing = _differing_keys(state.get("config") or {}, identity)
+        _log(ctx, f"warning: the checkpoints in {checkpoint_dir} were written by a run with other params or "
+                  f"inputs (differs in: {', '.join(differing[:6])}); discarding them and starting from step 0")
+        if ctx.is_main:
+            discard_checkpoints(checkpoint_dir)
+        ctx.barrier()
+        state = None
     history: list[dict[str, Any]] = []
     resume_phase, resume_step, skipped, resumed_from = 0, 0, 0, None
     if state is not None:
@@ -135,7 +151,7 @@ def run_phases(
             end_of_phase = step + 1 == phase.steps
             if (global_step + 1) % checkpoint_every == 0 or end_of_phase:
                 _save(checkpoint_dir, ctx, global_step + 1, index, step + 1, phase, modules,
-                      history, skipped, config, losses_csv)
+                      history, skipped, identity, losses_csv)
         if bar is not None:
             bar.close()
         offset += phase.steps
@@ -153,7 +169,20 @@ def _first_nonfinite_grad(phase: Phase) -> str | None:
     return None
 
 
-def _save(checkpoint_dir, ctx, global_step, phase_index, phase_step, phase, modules, history, skipped, config, csv_path):
+def _differing_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested dicts."""
+    keys: list[str] = []
+    for key in sorted(set(old) | set(new), key=str):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += _differing_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+def _save(checkpoint_dir, ctx, global_step, phase_index, phase_step, phase, modules, history, skipped, identity,
+          csv_path):
     if ctx.is_main:
         save_checkpoint(checkpoint_dir, global_step, {
             "modules": {k: m.state_dict() for k, m in modules.items()},
@@ -164,7 +193,7 @@ def _save(checkpoint_dir, ctx, global_step, phase_index, phase_step, phase, modu
             "history": history,
             "skipped_steps": skipped,
             "rng": rng_state(),
-            "config": config or {},
+            "config": identity,
         })
         if csv_path is not None:
             write_losses_csv(csv_path, history)

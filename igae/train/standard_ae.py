@@ -10,6 +10,7 @@ from igae.autoencoder.model import Autoencoder
 from igae.autoencoder.perceptual import PerceptualMetric
 from igae.config import JointParams, TrainAEParams
 from igae.train.ae_losses import autoencoding_terms, vae_terms
+from igae.train.checkpoint import tensor_digest
 from igae.train.data import draw, step_generator
 from igae.train.distributed import DistContext
 from igae.train.loop import LoopResult, Phase, run_phases
@@ -51,7 +52,9 @@ def train_standard_ae(
     phase = Phase("standard_ae", cfg.steps, step_fn, {"ae": opt}, {"ae": sched}, list(ae.parameters()))
     work = Path(work_dir)
     return run_phases([phase], {"ae": ae}, work / "checkpoints", work / "losses.csv", cfg.checkpoint_every,
-                      nan_policy, ctx, config={"train_ae": cfg.model_dump(), "seed": seed})
+                      nan_policy, ctx, config={"train_ae": cfg.model_dump(), "seed": seed,
+                                                "data_sha256": tensor_digest([views, photos]),
+                                                "perceptual": getattr(perceptual, "backend", None)})
 
 
 def finetune_ae(
@@ -87,5 +90,7 @@ def finetune_ae(
     phase = Phase("finetune", joint.steps, step_fn, {"ae": opt}, {"ae": sched}, list(ae.parameters()))
     work = Path(work_dir)
     return run_phases([phase], {"ae": ae}, work / "checkpoints", work / "losses.csv", checkpoint_every,
-                      nan_policy, ctx, config={"joint": joint.model_dump(), "seed": seed})
+                      nan_policy, ctx, config={"joint": joint.model_dump(), "seed": seed,
+                                                "data_sha256": tensor_digest([views, photos]),
+                                                "perceptual": getattr(perceptual, "backend", None)})
 
