@@ -109,6 +109,8 @@ def sort_records(records: list[ObjectRecord], where: str) -> list[ObjectRecord]:
 
 def load_scene_file(path: str | Path, file_type: str | None = None) -> trimesh.Scene:
     """Load a mesh file as a ``trimesh.Scene``; a file trimesh cannot read is an InputError."""
+    if Path(path).is_file() and Path(path).stat().st_size == 0:
+        raise InputError("the mesh file is empty (0 bytes)", path)
     try:
         return trimesh.load_scene(str(path), file_type=file_type)
     except Exception as exc:  # trimesh raises many types (ValueError, KeyError, zlib, json...)

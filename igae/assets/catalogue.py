@@ -50,6 +50,11 @@ _LICENCE_PATTERNS: tuple[tuple[str, str], ...] = (
     (r"attribution 3\.0", "CC BY 3.0"),
 )
 
+# What a damaged zip raises while it is opened or a member is read: a bad central
+# directory or CRC (BadZipFile), a corrupt deflate stream (zlib.error), a mangled
+# compression-method field (NotImplementedError), a cut-off member (EOFError).
+_ZIP_DATA_ERRORS: tuple[type[Exception], ...] = (zipfile.BadZipFile, zlib.error, NotImplementedError, EOFError)
+
 
 # --------------------------------------------------------------------------- #
 # Java properties
@@ -210,7 +215,7 @@ def read_archive(archive: Path, deb_name: str = PACKAGE) -> list[CatalogueEntry]
                 raise InputError(f"no {PROPERTIES_NAME} inside (not a furniture library?)", archive)
             props = parse_java_properties(zf.read(PROPERTIES_NAME).decode("latin-1"))
             licence_text = zf.read("LICENSE.TXT").decode("latin-1") if "LICENSE.TXT" in names else ""
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except (*_ZIP_DATA_ERRORS, OSError) as exc:
         raise InputError(f"cannot read furniture archive ({type(exc).__name__}: {exc})", archive) from exc
     except ValueError as exc:
         raise InputError(f"bad {PROPERTIES_NAME}: {exc}", archive) from exc
@@ -465,7 +470,7 @@ class CatalogueSource:
                     out = out_dir / Path(*relative.parts)
                     out.parent.mkdir(parents=True, exist_ok=True)
                     out.write_bytes(zf.read(info))
-        except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        except _ZIP_DATA_ERRORS as exc:  # OSError (writing) is left to _extract, which names the target
             raise InputError(
                 f"cannot extract {entry.model_path!r} ({type(exc).__name__}: {exc})", entry.archive
             ) from exc

@@ -10,6 +10,7 @@ from typing import Any, Callable
 import numpy as np
 from igae.assets.base import ObjectRecord, ObjectSource
 from igae.data.scene import write_scene
+from igae.errors import InputError
 from igae.geometry import focal_from_fov
 from igae.io import atomic_dir, write_json_atomic
 from igae.provenance import provenance
@@ -72,8 +73,11 @@ def render_scene_set(
         for index, record in enumerate(records):
             sid = scene_id(index)
             scene_seed = derive_seed(seed, set_name, index)
-            parts = normalize_parts(source.load_parts(record), object_box)
-            renderer = MeshRenderer(parts)
+            parts = source.load_parts(record)  # its errors name the file
+            try:
+                renderer = MeshRenderer(normalize_parts(parts, object_box))
+            except InputError as exc:  # degenerate geometry: say which object it is
+                raise InputError(f"object {record.object_id!r} cannot be rendered: {exc}", record.origin) from exc
             c2w = sample_cameras(views, radius, elevation_deg, scene_seed).numpy()
             rgb, _alpha = render_views(renderer, c2w, intrinsics, width, height, supersample, background)
             meta = {
