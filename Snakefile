@@ -13,6 +13,13 @@ from igae.config import load_params
 
 sys.path.insert(0, f"{workflow.basedir}/workflow")
 from stages import snakemake_shell  # noqa: E402  the stage table: commands shared with dvc.yaml
+from stale_locks import recover_stale_locks  # noqa: E402
+
+# A run killed with SIGKILL leaves .snakemake/locks behind; remove them when no other Snakemake
+# process uses this directory, so the same command simply runs again (and training resumes from
+# its checkpoints). A live run's locks stay: see workflow/stale_locks.py.
+if workflow.is_main_process:
+    recover_stale_locks()
 
 configfile: "params.yaml"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-WORKFLOW_FILES = ["Snakefile", "dvc.yaml", "params.yaml", "presets", "workflow", "igae"]
+WORKFLOW_FILES = ["Snakefile", "dvc.yaml", "params.yaml", "presets", "profiles", "workflow", "igae"]
 
 
 def _env() -> dict[str, str]:
