@@ -311,3 +311,29 @@ def test_a_batch_too_large_for_memory_fails_before_training_and_names_the_param(
                  "--autoencoder", "rgb", "--method", "ngp", "--out", str(tmp_path / "fit"), "--quiet"])
     assert code == 2 and "nerf.rgb.rays_per_batch" in capsys.readouterr().err
     assert not (tmp_path / "fit").exists()
+
+
+def test_test_view_evaluation_renders_in_chunks_and_chunking_does_not_change_the_metrics(square_scene: Path) -> None:
+    """Evaluation holds one chunk of one view's rays at a time, never all test rays at once."""
+    from igae.nerf.evaluate import evaluate_test_views
+
+    p = params(**{"nerf.sampler": "coarse_to_fine"})
+    data = prepare_rgb(read_scene(square_scene, splits_required=("train", "test")))
+    field = build_method_field("ngp", data, p.nerf.method_params["ngp"], 0.5, seed=0)
+    sampler = build_sampler(p.nerf, field, torch.device("cpu"))
+    points_per_call: list[int] = []
+    real_forward = field.forward
+
+    def counting_forward(x, *args, **kwargs):
+        points_per_call.append(x.reshape(-1, 3).shape[0])
+        return real_forward(x, *args, **kwargs)
+
+    field.forward = counting_forward  # type: ignore[method-assign]
+    whole = evaluate_test_views(field, data, sampler, None, chunk=None)
+    one_view = data.width * data.height * p.nerf.samples_per_ray
+    assert len(data.test_c2w) >= 2 and max(points_per_call) <= one_view
+    points_per_call.clear()
+    chunked = evaluate_test_views(field, data, sampler, None, chunk=50)
+    assert max(points_per_call) <= 50 * p.nerf.samples_per_ray
+    for name, values in whole.per_view.items():
+        assert torch.allclose(values, chunked.per_view[name], atol=1e-4), name

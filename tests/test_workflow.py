@@ -7,12 +7,14 @@ Both executors must produce byte-identical outputs (the stages are deterministic
 from __future__ import annotations
 
 import filecmp
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -104,6 +106,22 @@ def test_dvc_repro_matches_snakemake_and_second_repro_is_noop(snakemake_run: Pat
         else:
             cmp = filecmp.dircmp(a, b)
             _assert_same_tree(cmp, out)
+    # Two runs of the smoke pipeline: every fit's metrics file agrees once the measured
+    # times and memory (which depend on the machine's load) are left out.
+    fit_metrics = sorted(p.relative_to(snakemake_run) for p in (snakemake_run / "results/nerf").rglob("metrics.json"))
+    assert len(fit_metrics) == len(SPACES) * len(METHODS) * len(HELDOUT)
+    for rel in fit_metrics:
+        a, b = (json.loads((root / rel).read_text()) for root in (snakemake_run, work))
+        assert a["metrics"]["psnr"] > 5 and _without_timings(a) == _without_timings(b), rel
+
+
+def _without_timings(record: Any) -> Any:
+    """A metrics record without what measures time or memory."""
+    if isinstance(record, dict):
+        return {k: _without_timings(v) for k, v in record.items() if "seconds" not in k and k != "memory"}
+    if isinstance(record, list):
+        return [_without_timings(v) for v in record]
+    return record
 
 
 def _assert_same_tree(cmp: filecmp.dircmp, where: str) -> None:
