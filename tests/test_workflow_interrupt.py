@@ -114,6 +114,12 @@ def test_killed_snakemake_run_reruns_with_the_same_command_and_resumes_bit_exact
     killed_at = _kill_group_mid_training(SNAKEMAKE, work)
     assert list((work / ".snakemake" / "locks").glob("*.lock")), "the killed run left no locks: nothing tested"
     assert not (work / OUT / WEIGHTS).exists()
+    # The worst moment: the kill lands after igae renamed its outputs into place but before
+    # Snakemake recorded the job as done, so they exist and are marked incomplete. The same
+    # command must rerun the job (profiles/default: rerun-incomplete), not stop.
+    for name in ("model/igae_autoencoder.json", "losses.csv"):
+        (work / OUT / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / OUT / name).write_text("written just before the kill\n")
     out = _rerun(SNAKEMAKE, work)
     assert "stale Snakemake lock" in out, out
     assert re.findall(r"^(?:local)?rule (\w+):", out, flags=re.M) == ["train_ae"], out  # only train_ae ran
