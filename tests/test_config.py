@@ -42,6 +42,8 @@ def test_presets_override_without_copying(repo_root: Path, preset: str) -> None:
         ({"scenes.train.test_views": 99}, ["scenes.train", "test_views (99) must be below views"]),
         ({"photos.sources": ["folder"]}, ["photos.folder is empty"]),
         ({"scenes.elevation_deg": [80, 10]}, ["elevation_deg"]),
+        ({"train_ae.steps": -1}, ["train_ae.steps", "greater than or equal to 0", "-1"]),
+        ({"scenes.resolution": 66}, ["scenes.resolution (66)", "divisible by the AE's downsampling factor 4"]),
     ],
 )
 def test_bad_values_name_the_key(repo_root: Path, override: dict, words: list[str]) -> None:

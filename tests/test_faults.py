@@ -216,3 +216,57 @@ def test_kill_9_during_igae_training_then_rerun_resumes_bit_exactly(long_trainin
     b = torch.load(root / "killed_igae" / "triplanes.pt", weights_only=False)
     sa, sb = a["state_dict"], b["state_dict"]
     assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def _params_copy(tmp_path: Path, old: str = "", new: str = "") -> Path:
+    (tmp_path / "presets").mkdir()
+    for preset in (REPO / "presets").glob("*.yaml"):
+        (tmp_path / "presets" / preset.name).write_text(preset.read_text())
+    text = (REPO / "params.yaml").read_text()
+    assert old in text
+    (tmp_path / "params.yaml").write_text(text.replace(old, new, 1))
+    return tmp_path / "params.yaml"
+
+
+@pytest.mark.parametrize("how, words", [
+    ("missing weights", ["diffusion_pytorch_model.safetensors"]),
+    ("other latent channels", ["3 latent channels", "autoencoder.architecture.latent_channels is 4"]),
+    ("not an AE folder", ["igae_autoencoder.json is missing"]),
+])
+def test_bad_autoencoder_folders_fail_the_ae_stages_clearly(tmp_path: Path, capsys, how: str,
+                                                            words: list[str]) -> None:
+    from igae.autoencoder.model import AEArchitecture, Autoencoder
+
+    ae_dir = tmp_path / "ae"
+    if how == "other latent channels":
+        Autoencoder.from_architecture(AEArchitecture((8, 16, 16), 1, 3, 4), seed=0).save(ae_dir / "model")
+    else:
+        tiny_ae(ae_dir)
+    if how == "missing weights":
+        (ae_dir / "model" / "diffusion_pytorch_model.safetensors").unlink()
+    elif how == "not an AE folder":
+        (ae_dir / "model" / "igae_autoencoder.json").unlink()
+    for command in (["eval-ae", "--name", "x", "--photos", str(tmp_path), "--heldout", str(tmp_path)],
+                    ["finetune-ae", "--scenes", str(tmp_path), "--photos", str(tmp_path),
+                     "--work", str(tmp_path / "work")]):
+        code = main([command[0], "--params", str(REPO / "params.yaml"), "--preset", "smoke", "--ae", str(ae_dir),
+                     *command[1:], "--out", str(tmp_path / "out")])
+        err = capsys.readouterr().err
+        assert code == 2 and err.startswith("error:") and "Traceback" not in err, err
+        assert str(ae_dir / "model") in err and all(w in err for w in words), err
+        assert not (tmp_path / "out").exists()
+
+
+def test_a_hub_id_while_offline_fails_train_ae_clearly(tmp_path: Path) -> None:
+    params = _params_copy(tmp_path, "pretrained: null", "pretrained: igae-tests/no-such-autoencoder")
+    for folder in ("scenes", "photos"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "manifest.json").write_text("{}")
+    env = {**_env(), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "igae", "train-ae", "--params", str(params), "--preset", "smoke",
+                           "--scenes", str(tmp_path / "scenes"), "--photos", str(tmp_path / "photos"),
+                           "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")],
+                          env=env, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "igae-tests/no-such-autoencoder" in proc.stderr and "could not download" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()

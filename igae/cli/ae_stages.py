@@ -43,6 +43,20 @@ def _data_checksums(*paths: str | Path) -> dict[str, str]:
     return {str(p): sha256_file(p) for p in paths}
 
 
+def _load_stage_ae(folder: str | Path, params: Params):
+    """An AE output folder of this pipeline; its latent channels must be those params describe."""
+    from igae.autoencoder.model import Autoencoder
+
+    model = Path(folder) / "model"
+    ae = Autoencoder.load(model)
+    expected = params.autoencoder.architecture.latent_channels
+    if params.autoencoder.pretrained is None and ae.latent_channels != expected:
+        raise InputError(f"the autoencoder has {ae.latent_channels} latent channels but params "
+                         f"autoencoder.architecture.latent_channels is {expected} (retrain it or fix the params)",
+                         model)
+    return ae
+
+
 def _metadata(params: Params, name: str, extra: dict[str, Any]) -> dict[str, Any]:
     return {"name": name, "preset": params.preset, "seed": params.seed,
             "params": {k: getattr(params, k).model_dump() for k in ("autoencoder", "train_ae", "igae", "training")},
@@ -95,7 +109,7 @@ def cmd_finetune_ae(args: argparse.Namespace) -> None:
     from igae.train.standard_ae import finetune_ae
 
     params, device, ctx = _setup(args)
-    ae = Autoencoder.load(Path(args.ae) / "model").to(device)
+    ae = _load_stage_ae(args.ae, params).to(device)
     bank, photos = _load_training_data(args)
     perceptual = load_perceptual(params.autoencoder.perceptual, device=device)
     result = finetune_ae(ae, bank.images, photos, params.igae.joint, perceptual, params.seed, args.work,
@@ -117,7 +131,7 @@ def cmd_train_igae(args: argparse.Namespace) -> None:
     from igae.train.igae_trainer import make_triplane_field, save_field, train_igae
 
     params, device, ctx = _setup(args)
-    ae = Autoencoder.load(Path(args.ae) / "model").to(device)
+    ae = _load_stage_ae(args.ae, params).to(device)
     bank, photos = _load_training_data(args)
     perceptual = load_perceptual(params.autoencoder.perceptual, device=device)
     field = make_triplane_field(bank.num_scenes, params.igae.triplane, ae.latent_channels,
@@ -178,7 +192,7 @@ def cmd_eval_ae(args: argparse.Namespace) -> None:
     params = load_params(args.params, preset=args.preset)
     set_threads(params.training.threads)
     device = resolve_device(params.training.device)
-    ae = Autoencoder.load(Path(args.ae) / "model").to(device)
+    ae = _load_stage_ae(args.ae, params).to(device)
     perceptual = load_perceptual(params.autoencoder.perceptual, device=device)
     limit = params.eval_ae.max_images
     photos = read_photo_set(args.photos, "test")[:limit]
