@@ -284,3 +284,30 @@ def test_two_processes_match_one_process(tmp_path: Path) -> None:
         single = module.state_dict()
         for key, value in single.items():
             torch.testing.assert_close(multi[name][key], value, rtol=1e-4, atol=1e-5, msg=f"{name}.{key}")
+
+
+def test_a_non_finite_gradient_with_a_finite_loss_stops_naming_the_parameter_group(tmp_path: Path) -> None:
+    """sqrt(|w|) at w = 0 has a finite value and an infinite/NaN gradient."""
+    from igae.train.loop import Phase, run_phases
+
+    def run(policy: str, work: Path):
+        w = torch.nn.Parameter(torch.ones(1))
+        module = torch.nn.Module()
+        module.w = w
+        opt = torch.optim.SGD([{"params": [w], "name": "weights"}], lr=0.5)
+
+        def step(i: int) -> dict[str, torch.Tensor]:
+            if i == 2:
+                return {"root": torch.sqrt((w - w.detach()).abs()).sum()}
+            return {"square": (w ** 2).sum()}
+
+        phase = Phase("toy", 4, step, {"opt": opt}, {}, [w])
+        return w, run_phases([phase], {"m": module}, work, None, checkpoint_every=1, nan_policy=policy,
+                             progress=False)
+
+    with pytest.raises(NumericalError, match=r"gradient of 'weights' at step 2 \(phase 'toy'"):
+        run("stop", tmp_path / "stop")
+    assert sorted(p.name for p in (tmp_path / "stop").glob("*.pt")) == ["step_0000001.pt", "step_0000002.pt"]
+    w, result = run("skip", tmp_path / "skip")
+    assert result.skipped_steps == 1 and [r["skipped"] for r in result.history] == [0, 0, 1, 0]
+    assert torch.isfinite(w.detach()).all()  # the skipped step did not apply its NaN gradient
