@@ -26,3 +26,7 @@ class OfflineError(InputError):
 
 class NumericalError(IgaeError):
     """A NaN/inf loss or gradient during training; the message names the step and the term."""
+
+
+class BusyError(IgaeError):
+    """Another live process is already working in the same folder (two trainers on one work folder)."""

@@ -270,3 +270,15 @@ def test_a_hub_id_while_offline_fails_train_ae_clearly(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert "igae-tests/no-such-autoencoder" in proc.stderr and "could not download" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
+
+
+def test_pruning_keeps_the_new_checkpoints_when_a_newer_unverifiable_one_is_left_over(tmp_path: Path) -> None:
+    leftover = save_checkpoint(tmp_path, 90, {"value": torch.tensor(9.0)})
+    leftover.with_suffix(".pt.sha256").unlink()  # died between the two writes, long ago
+    for step in (10, 20, 30):
+        save_checkpoint(tmp_path, step, {"value": torch.tensor(float(step))})
+    assert sorted(p.name for p in tmp_path.glob("step_*.pt")) == ["step_0000020.pt", "step_0000030.pt",
+                                                                   "step_0000090.pt"]
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        assert load_latest_checkpoint(tmp_path)["step"] == 30

@@ -311,3 +311,32 @@ def test_a_non_finite_gradient_with_a_finite_loss_stops_naming_the_parameter_gro
     w, result = run("skip", tmp_path / "skip")
     assert result.skipped_steps == 1 and [r["skipped"] for r in result.history] == [0, 0, 1, 0]
     assert torch.isfinite(w.detach()).all()  # the skipped step did not apply its NaN gradient
+
+
+def test_an_igae_rerun_with_another_latent_normalizer_scale_is_not_resumed(tmp_path: Path, capsys) -> None:
+    """The scale is not in the AE's state_dict but changes IG-AE's losses."""
+    params = _params()
+    bank, photos = _bank(), _photos()
+    ae, field = _models(params, bank)
+    train_igae(ae, field, bank, photos, params.igae, None, 0, tmp_path)
+    ae, field = _models(params, bank)
+    ae.normalizer.scale *= 2
+    capsys.readouterr()
+    result = train_igae(ae, field, bank, photos, params.igae, None, 0, tmp_path)
+    assert result.resumed_from is None and "normalizer" in capsys.readouterr().err
+
+
+def test_a_second_trainer_on_a_busy_work_folder_stops_with_a_clear_error(tmp_path: Path) -> None:
+    from igae.errors import BusyError
+    from igae.train.checkpoint import work_folder_lock
+
+    params = _params()
+    bank = _bank()
+    with work_folder_lock(tmp_path / "checkpoints"):  # as a still-running trainer would hold it
+        with pytest.raises(BusyError, match=rf"{tmp_path / 'checkpoints'}: another process \(pid \d+ on "):
+            train_standard_ae(Autoencoder.from_architecture(ARCH, seed=0), bank.images, _photos(), params.train_ae,
+                              None, 0, tmp_path)
+        assert not list((tmp_path / "checkpoints").glob("step_*"))
+    result = train_standard_ae(Autoencoder.from_architecture(ARCH, seed=0), bank.images, _photos(), params.train_ae,
+                               None, 0, tmp_path)
+    assert result.steps_run == params.train_ae.steps  # the lock went with its holder

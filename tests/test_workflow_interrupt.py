@@ -180,16 +180,20 @@ def test_stale_locks_are_removed_when_no_other_run_is_alive(repo_root: Path, tmp
     assert not list((state / "igae_runs").iterdir())  # its own record went at exit, the dead one with the locks
 
 
-@pytest.mark.parametrize("other", ["live run here", "record from another host"])
+@pytest.mark.parametrize("other", ["live run here", "record from another host", "submitted cluster job"])
 def test_locks_of_a_possibly_live_run_are_kept(repo_root: Path, tmp_path: Path, other: str) -> None:
     state = tmp_path / ".snakemake"
     holder = None
     if other == "live run here":
         holder = _recover(repo_root, state, hold=True)
         assert holder.stdout.readline().strip() == "removed []"
-    else:
+    elif other == "record from another host":
         (state / "igae_runs").mkdir(parents=True)
         (state / "igae_runs" / "4242@elsewhere.example").touch()
+    else:  # Snakemake's marker of a job submitted to SLURM that may outlive the killed run
+        (state / "incomplete" / "cmVzdWx0cw").mkdir(parents=True)
+        (state / "incomplete" / "cmVzdWx0cw" / "eA").write_text('{"external_jobid": "4242"}')
+        (state / "incomplete" / "bG9jYWw").write_text('{"external_jobid": null}')
     locks = _stale_locks(state)
     try:
         out, err = _recover(repo_root, state).communicate(timeout=60)
@@ -198,5 +202,7 @@ def test_locks_of_a_possibly_live_run_are_kept(repo_root: Path, tmp_path: Path, 
             holder.communicate(timeout=60)
     assert "removed []" in out, (out, err)
     assert all(lock.exists() for lock in locks)
-    if other != "live run here":
+    if other == "record from another host":
         assert "4242@elsewhere.example" in err and "--unlock" in err, err
+    elif other == "submitted cluster job":
+        assert "cluster jobs (4242)" in err and "--unlock" in err, err

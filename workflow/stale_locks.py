@@ -20,14 +20,19 @@ On a shared file system ``flock`` may not reach other machines (NFS does, Lustre
 runs: if one names another host, nothing is removed (that run may be alive) and the message
 says which record to delete once it is known to be over; Snakemake's own `--unlock` advice
 follows. Records of this host are stale whenever the exclusive lock is granted and go with the
-locks. Jobs that Snakemake itself starts (cluster or subprocess jobs, run with `--nolock`) do
-not take part.
+locks. Nor is anything removed while Snakemake's incomplete-job markers name cluster jobs
+(`external_jobid`), which may outlive the killed run. Jobs that Snakemake itself starts
+(cluster or subprocess jobs, run with `--nolock`) do not take part; a job process left running
+after only the Snakemake process was killed is caught by the trainer's own lock on its work
+folder (`igae.train.checkpoint.work_folder_lock`), so the rerun's job stops with a clear error
+instead of training beside it.
 """
 
 from __future__ import annotations
 
 import atexit
 import fcntl
+import json
 import os
 import socket
 import sys
@@ -79,17 +84,24 @@ def recover_stale_locks(state_dir: str | Path = ".snakemake") -> list[Path]:
 
 def _remove_if_stale(state: Path, records: Path, host: str) -> list[Path]:
     """With the exclusive lock held: no Snakemake process on this host uses ``state``."""
-    elsewhere = sorted(r for r in records.iterdir() if r.name.partition("@")[2] != host)
+    listed = sorted(records.iterdir())
+    elsewhere = [r for r in listed if r.name.partition("@")[2] != host]
     locks = sorted((state / "locks").glob("*.lock"))
+    if not locks:
+        return []
     if elsewhere:
-        if locks:
-            _note("Snakemake locks here may belong to a run on another machine ("
-                  + ", ".join(r.name for r in elsewhere) + "); not removing them. Once that run is over, "
-                  f"delete {', '.join(str(r) for r in elsewhere)} and run `snakemake --unlock`.")
+        _note("Snakemake locks here may belong to a run on another machine ("
+              + ", ".join(r.name for r in elsewhere) + "); not removing them. Once that run is over, "
+              f"delete {', '.join(str(r) for r in elsewhere)} and run `snakemake --unlock`.")
+        return []
+    cluster_jobs = _submitted_jobs(state)
+    if cluster_jobs:
+        _note(f"the killed run had submitted cluster jobs ({', '.join(cluster_jobs[:5])}) that may still be running; "
+              "not removing its locks. Once they are over (squeue / scancel), run `snakemake --unlock`.")
         return []
     removed = []
     try:
-        for record in records.iterdir():
+        for record in listed:  # this host's dead runs (a record made since belongs to a live run)
             record.unlink(missing_ok=True)
         for lock in locks:
             lock.unlink(missing_ok=True)
@@ -100,3 +112,20 @@ def _remove_if_stale(state: Path, records: Path, host: str) -> list[Path]:
         _note(f"removed {len(removed)} stale Snakemake lock file(s) left by a run that was killed "
               f"(no other Snakemake process is using this directory): {', '.join(p.name for p in removed)}")
     return removed
+
+
+def _submitted_jobs(state: Path) -> list[str]:
+    """External (cluster) job ids of jobs Snakemake marked as started and not finished.
+
+    Snakemake's file persistence writes ``.snakemake/incomplete/<key>`` as JSON
+    ``{"external_jobid": ...}`` when it submits a job, and deletes it when the job ends.
+    """
+    ids: set[str] = set()
+    for marker in (state / "incomplete").rglob("*"):
+        try:
+            record = json.loads(marker.read_text()) if marker.is_file() else {}
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and record.get("external_jobid"):
+            ids.add(str(record["external_jobid"]))
+    return sorted(ids)

@@ -82,6 +82,22 @@ def build_sampler(cfg: NerfParams, field: Field, device: torch.device) -> Sample
     return CoarseToFineSampler(aabb, n_coarse=cfg.samples_per_ray - half, n_fine=half)
 
 
+def _run_identity(cfg: NerfParams, method_cfg: NerfMethodParams, seed: int, data: FitData) -> dict[str, Any]:
+    """What decides a fit's result besides the modules' starting state (checkpoint identity).
+
+    Only inputs read from disk are hashed (images, cameras), not tensors the AE computed from
+    them: those differ in the last bits between devices, and a resume on another GPU must work.
+    """
+    tensors = [data.train_c2w, data.train_intrinsics, data.train_images, data.test_c2w, data.test_intrinsics,
+               data.test_images]
+    return {
+        "nerf": cfg.model_dump(exclude={"methods", "autoencoders", "method_params", "eval", "threads"}),
+        "method": method_cfg.model_dump(), "seed": seed, "space": data.space,
+        "normalizer": None if data.ae is None else [data.ae.normalizer.scale, data.ae.normalizer.eps],
+        "data_sha256": tensor_digest(tensors if data.is_latent else [*tensors, data.background]),
+    }
+
+
 def render_test_views(field: Field, data: FitData, sampler: Sampler, chunk: int | None = None,
                       views: Tensor | None = None) -> Tensor:
     """``(M, C, h, w)`` renders of the test views (or ``views`` of them) in the field's space."""
@@ -240,10 +256,7 @@ def fit_scene(
     work = Path(work_dir)
     result = run_phases(wrapped, modules, work / "checkpoints", work / "losses.csv",
                         checkpoint_every=max(total, 1), nan_policy=nan_policy, progress=progress,
-                        config={"nerf": cfg.model_dump(), "method": method_cfg.model_dump(), "seed": seed, "space": data.space,
-                                "data_sha256": tensor_digest([
-                                    data.train_c2w, data.train_intrinsics, data.train_targets, data.train_images,
-                                    data.test_c2w, data.test_intrinsics, data.test_images, data.background])})
+                        config=_run_identity(cfg, method_cfg, seed, data))
     train_seconds = clock.train_seconds()
     ends = [t for _, t in phase_starts[1:]] + [train_seconds]
     stage_seconds = {name: end - t0 for (name, t0), end in zip(phase_starts, ends)}

@@ -11,16 +11,21 @@ params or inputs never continues from it.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import io
+import os
 import random
+import socket
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
 
+from igae.errors import BusyError
 from igae.io import write_bytes_atomic, write_text_atomic
 
 _PATTERN = "step_*.pt"
@@ -81,7 +86,10 @@ def save_checkpoint(folder: str | Path, step: int, state: dict[str, Any], keep: 
     path = checkpoint_path(folder, step)
     write_bytes_atomic(path, data)
     write_text_atomic(path.with_suffix(".pt.sha256"), hashlib.sha256(data).hexdigest() + "\n")
-    for old in sorted(Path(folder).glob(_PATTERN))[:-keep] if keep > 0 else []:
+    # Only checkpoints up to this step are pruned: a newer, unverifiable file left by an
+    # earlier crash must not push out the ones just written.
+    older = [p for p in sorted(Path(folder).glob(_PATTERN)) if p.name <= path.name]
+    for old in older[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)
         old.with_suffix(".pt.sha256").unlink(missing_ok=True)
     return path
@@ -103,8 +111,11 @@ def load_latest_checkpoint(folder: str | Path, map_location: str | torch.device 
     """
     for path in sorted(Path(folder).glob(_PATTERN), reverse=True):
         sidecar = path.with_suffix(".pt.sha256")
-        data = path.read_bytes()
-        expected = sidecar.read_text().strip() if sidecar.exists() else None
+        try:
+            data = path.read_bytes()
+            expected = sidecar.read_text().strip() if sidecar.exists() else None
+        except FileNotFoundError:  # pruned by the process writing this folder
+            continue
         if expected != hashlib.sha256(data).hexdigest():
             warnings.warn(f"{path}: checksum missing or wrong, skipping this checkpoint", stacklevel=2)
             continue
@@ -113,3 +124,36 @@ def load_latest_checkpoint(folder: str | Path, map_location: str | torch.device 
         except Exception as exc:  # noqa: BLE001 - any unpickling failure means unusable
             warnings.warn(f"{path}: unreadable checkpoint ({exc}), skipping it", stacklevel=2)
     return None
+
+
+@contextlib.contextmanager
+def work_folder_lock(folder: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (a checkpoint folder) while training in it.
+
+    Two trainers sharing a folder would prune and overwrite each other's checkpoints (e.g. a
+    job left running by a killed workflow manager, and its rerun). The lock is a ``flock``
+    on ``folder/.lock``, which the kernel releases however the holder dies.
+
+    Raises:
+        BusyError: another live process holds the lock.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock_path = folder / ".lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = lock_path.read_text().strip() or "unknown"
+            raise BusyError(f"{folder}: another process ({holder}) is training with these checkpoints; "
+                            "wait for it to finish or stop it, then run this command again") from None
+        except OSError as exc:  # a file system without flock: train unguarded rather than not at all
+            warnings.warn(f"{lock_path}: cannot lock ({exc}); concurrent trainers would not be detected",
+                          stacklevel=3)
+        else:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+        yield
+    finally:
+        os.close(fd)

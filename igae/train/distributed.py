@@ -23,6 +23,8 @@ class DistContext:
 
     rank: int = 0
     world_size: int = 1
+    device: torch.device = torch.device("cpu")
+    """Where collective tensors live (NCCL reduces only CUDA tensors)."""
 
     @property
     def is_main(self) -> bool:
@@ -50,7 +52,7 @@ class DistContext:
         """
         if self.world_size == 1:
             return
-        present = torch.tensor([float(p.grad is not None) for p in params])
+        present = torch.tensor([float(p.grad is not None) for p in params], device=self.device)
         dist.all_reduce(present, op=dist.ReduceOp.SUM)
         for p, seen in zip(params, present.tolist()):
             if seen == 0:
@@ -64,7 +66,7 @@ class DistContext:
         """True on every rank only if ``flag`` is true on every rank (for NaN decisions)."""
         if self.world_size == 1:
             return flag
-        t = torch.tensor([1.0 if flag else 0.0])
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
         dist.all_reduce(t, op=dist.ReduceOp.MIN)
         return bool(t.item() > 0.5)
 
@@ -80,7 +82,7 @@ def init_distributed(device: torch.device) -> DistContext:
         return DistContext()
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size())
+    return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size(), device=device)
 
 
 def shutdown_distributed() -> None:

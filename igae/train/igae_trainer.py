@@ -177,7 +177,9 @@ def train_igae(
     work = Path(work_dir)
     result = run_phases(phases, {"ae": ae, "field": field}, work / "checkpoints", work / "losses.csv",
                         cfg.checkpoint_every, nan_policy, ctx,
-                        config={"igae": cfg.model_dump(), "seed": seed, "perceptual": getattr(perceptual, "backend", None),
+                        config={"igae": cfg.model_dump(exclude={"checkpoint_every", "render_scenes"}), "seed": seed,
+                                "perceptual": getattr(perceptual, "backend", None),
+                                "normalizer": [ae.normalizer.scale, ae.normalizer.eps],
                                 "data_sha256": tensor_digest([bank.images, bank.camera_to_world, bank.intrinsics,
                                                               bank.scene_index, photos])})
     _set_ae_trainable(ae, True)

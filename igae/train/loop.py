@@ -14,6 +14,7 @@ with a warning and training starts from step 0 (work folders outlive changes of 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
@@ -27,7 +28,7 @@ import torch
 from igae.errors import NumericalError
 from igae.io import write_text_atomic
 from igae.train.checkpoint import (discard_checkpoints, load_latest_checkpoint, modules_digest, rng_state,
-                                   save_checkpoint, set_rng_state)
+                                   save_checkpoint, set_rng_state, work_folder_lock)
 from igae.train.distributed import DistContext
 
 StepFn = Callable[[int], dict[str, torch.Tensor]]
@@ -78,15 +79,23 @@ def run_phases(
             last checkpoint on disk is the last good state.
     """
     identity = {**(config or {}), "start_state_sha256": modules_digest(modules)}
+    with work_folder_lock(checkpoint_dir) if ctx.is_main else contextlib.nullcontext():
+        return _run_phases(phases, modules, checkpoint_dir, losses_csv, checkpoint_every, nan_policy, ctx,
+                           identity, progress)
+
+
+def _run_phases(phases, modules, checkpoint_dir, losses_csv, checkpoint_every, nan_policy, ctx, identity,
+                progress) -> LoopResult:
     state = load_latest_checkpoint(checkpoint_dir)
-    if state is not None and state.get("config") != identity:
-        differing = _differing_keys(state.get("config") or {}, identity)
+    stale = state is not None and state.get("config") != identity
+    if not ctx.all_true(not stale):  # decided together: no rank deletes while another still reads
+        differing = _differing_keys(state.get("config") or {}, identity) if stale else ["(seen by another rank)"]
         _log(ctx, f"warning: the checkpoints in {checkpoint_dir} were written by a run with other params or "
                   f"inputs (differs in: {', '.join(differing[:6])}); discarding them and starting from step 0")
         if ctx.is_main:
             discard_checkpoints(checkpoint_dir)
-        ctx.barrier()
         state = None
+    ctx.barrier()
     history: list[dict[str, Any]] = []
     resume_phase, resume_step, skipped, resumed_from = 0, 0, 0, None
     if state is not None:

@@ -52,7 +52,7 @@ def train_standard_ae(
     phase = Phase("standard_ae", cfg.steps, step_fn, {"ae": opt}, {"ae": sched}, list(ae.parameters()))
     work = Path(work_dir)
     return run_phases([phase], {"ae": ae}, work / "checkpoints", work / "losses.csv", cfg.checkpoint_every,
-                      nan_policy, ctx, config={"train_ae": cfg.model_dump(), "seed": seed,
+                      nan_policy, ctx, config={"train_ae": cfg.model_dump(exclude={"checkpoint_every"}), "seed": seed,
                                                 "data_sha256": tensor_digest([views, photos]),
                                                 "perceptual": getattr(perceptual, "backend", None)})
 
