@@ -267,9 +267,9 @@ def test_both_executors_record_the_same_params_per_stage(snakemake_run: Path, dv
     import ast
     import base64
 
-    import yaml
+    from ruamel.yaml import YAML  # DVC's YAML (1.2): reads its lock file's floats as floats
 
-    lock = yaml.safe_load((dvc_run / "dvc.lock").read_text())["stages"]
+    lock = YAML(typ="safe").load((dvc_run / "dvc.lock").read_text())["stages"]
     dvc_params = {name: body["params"]["data/effective_params.yaml"] for name, body in lock.items()
                   if "params" in body}
     smk_params: dict[str, list[dict]] = {}
@@ -312,7 +312,10 @@ _DVC_EDGES: dict[Path, list[tuple[str, str]]] = {}
 
 
 def _dvc_status_json(work: Path) -> dict:
-    return json.loads(_run(DVC + ["status", "--json"], work))
+    """`dvc status --json`: stage (``name@item``) -> what changed; empty when everything is up to date."""
+    proc = subprocess.run(DVC + ["status", "--json"], cwd=work, env=_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
 
 
 def _expand(spec: set[str], methods: list[str]) -> set[str]:
