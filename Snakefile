@@ -10,7 +10,7 @@ import sys
 
 from snakemake.utils import validate
 
-from igae.config import AE_NAMES, load_params
+from igae.config import AE_NAMES, RGB_SPACE, load_params
 from igae.fields.registry import METHOD_NAMES
 
 sys.path.insert(0, f"{workflow.basedir}/workflow")
@@ -41,7 +41,7 @@ BENCH = "results/benchmarks"  # per-job wall time and memory (benchmarks/stage_t
 
 
 AES = list(AE_NAMES)
-SPACES = ["rgb", *P.nerf.autoencoders]
+SPACES = [RGB_SPACE, *P.nerf.autoencoders]
 HELDOUT = [f"scene_{i:03d}" for i in range(P.scenes.heldout.count)]
 # Values a placeholder takes where a rule does not bind it (e.g. the report reads every fit).
 VALUES = {"set": STAGES["render_scenes"].foreach, "ae": AES, "space": SPACES, "method": list(P.nerf.methods),

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from igae.config import AE_NAMES, FINETUNE_JOINT_KEYS, Params, nerf_fit_keys
+from igae.config import AE_NAMES, FINETUNE_JOINT_KEYS, RGB_SPACE, Params, nerf_fit_keys
 
 PARAMS = "--params params.yaml --preset {preset}"
 AE_DATA = "--scenes data/scenes/train --photos data/photos"
@@ -167,8 +167,8 @@ STAGES: dict[str, Stage] = {
     "fit_nerf_rgb": Stage(
         comment=("Snakemake runs one job per scene; DVC one stage per method (per space x method for latent fits) "
                  "that fits every held-out scene in turn: the same fit per scene, into the same folders."),
-        cmd=fit_cmd("rgb", "rgb", "--scene-set data/scenes/heldout", ""),
-        snakemake_cmd=fit_cmd("rgb", "rgb", "--scene data/scenes/heldout/{scene}", "/{scene}"),
+        cmd=fit_cmd("rgb", RGB_SPACE, "--scene-set data/scenes/heldout", ""),
+        snakemake_cmd=fit_cmd("rgb", RGB_SPACE, "--scene data/scenes/heldout/{scene}", "/{scene}"),
         snakemake_wildcards=("scene",), log="fit_nerf/rgb_{method}_{scene}",
         matrix={"method": "${nerf.methods}"},
         deps=["data/scenes/heldout"],
@@ -222,7 +222,7 @@ A wildcard the rule does not bind is expanded over all its values (``{space}``: 
 TOP_LEVEL_PLOTS = [{
     "PSNR on test views vs training time (mean over methods and scenes)": {
         "template": "linear", "x": "train_seconds",
-        "y": {f"results/nerf_summary/plots/psnr_vs_time_{s}.csv": "psnr" for s in ("rgb", *AE_NAMES)},
+        "y": {f"results/nerf_summary/plots/psnr_vs_time_{s}.csv": "psnr" for s in (RGB_SPACE, *AE_NAMES)},
     }
 }]
 
