@@ -15,7 +15,7 @@ from igae.fields.registry import METHOD_NAMES
 
 sys.path.insert(0, f"{workflow.basedir}/workflow")
 import snakemake_rules as smk  # noqa: E402  the table in Snakemake's terms
-from stages import STAGES, snakemake_shell, snakemake_stages  # noqa: E402  the stage table (also dvc.yaml's)
+from stages import STAGES, snakemake_stages  # noqa: E402  the stage table (also dvc.yaml's)
 from stale_locks import recover_stale_locks  # noqa: E402
 
 # A run killed with SIGKILL leaves .snakemake/locks behind; remove them when no other Snakemake
@@ -92,6 +92,7 @@ for name, stage in snakemake_stages().items():
             smk.rule_outputs(stage, VALUES) + (REPORT_OUTPUTS if name == "report" else []),
         params:
             values=smk.rule_params(stage, P),
+            cmd=smk.rule_command(name, stage, PRESET, f"{LOGS}/{smk.log_name(name, stage)}.log"),
         log:
             f"{LOGS}/{smk.log_name(name, stage)}.log",
         benchmark:
@@ -100,4 +101,4 @@ for name, stage in snakemake_stages().items():
         resources:
             **smk.rule_resources(stage, P),
         shell:
-            snakemake_shell(name, PRESET) + (" > {log} 2>&1" if stage.log_stdout else " 2> {log}")
+            "{params.cmd}"  # not an expression of the loop variables: see smk.rule_command

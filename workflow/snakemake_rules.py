@@ -9,7 +9,7 @@ import re
 from itertools import product
 from typing import Any, Callable
 
-from stages import FOLDER_FILES, Stage
+from stages import FOLDER_FILES, LOOP_VARS, Stage, snakemake_shell
 
 from igae.config import Params
 
@@ -116,3 +116,16 @@ def rule_resources(stage: Stage, params: Params) -> dict[str, int]:
 def log_name(name: str, stage: Stage) -> str:
     """The job's log name (also its benchmark record's), e.g. ``render_scenes_{set}``."""
     return stage.log or name + "".join(f"_{{{v}}}" for v in stage.loop_vars)
+
+
+def rule_command(name: str, stage: Stage, preset: str, log: str) -> Callable[[Any], str]:
+    """``params: cmd=...``: the job's shell command, log redirection included.
+
+    A rule made in a loop cannot name its command in ``shell:`` (Snakemake evaluates that
+    expression when the job runs, when the loop variable names the last stage), so the rule's
+    ``shell:`` is ``{params.cmd}`` and the command is a param: a changed command reruns the job.
+    """
+    cmd = snakemake_shell(name, preset) + (f" > {log} 2>&1" if stage.log_stdout else f" 2> {log}")
+    for var in LOOP_VARS:
+        cmd = cmd.replace("{" + var + "}", "{wildcards." + var + "}")
+    return lambda wildcards: cmd.format(wildcards=wildcards)
