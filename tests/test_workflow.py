@@ -309,7 +309,8 @@ def _snakemake_jobs(work: Path) -> set[str]:
     return keys
 
 
-_DVC_EDGES: dict[Path, list[tuple[str, str]]] = {}
+_DVC_EDGES: dict[tuple[Path, str], list[tuple[str, str]]] = {}
+"""`dvc dag` edges per workflow copy and params file (a new method adds stages)."""
 
 
 def _dvc_status_json(work: Path) -> dict:
@@ -396,7 +397,7 @@ EDITS = {
                        {"train_igae", "eval_ae@igae", "fit_nerf_latent@igae-*"} | AFTER_FITS),
     "train_ae.lr": (("params.yaml", "  lr: 0.0005", "  lr: 0.001"), AES_AND_AFTER),
     # The smoke preset sets the resolution: an edit of its file reruns everything that reads it ...
-    "scenes.resolution": (("presets/smoke.yaml", "resolution: 32", "resolution: 40"),
+    "scenes.resolution": (("presets/smoke.yaml", "scenes:\n  resolution: 32", "scenes:\n  resolution: 40"),
                           {"render_scenes", "build_photos"} | AES_AND_AFTER | FITS_AND_AFTER),
     # ... and an edit of the value the preset overrides reruns nothing.
     "scenes.resolution (overridden)": (("params.yaml", "resolution: 64          # a 4x", "resolution: 128         # a 4x"),
@@ -450,12 +451,13 @@ def test_an_edit_reruns_exactly_what_reads_it(snakemake_run: Path, dvc_run: Path
 def _dvc_downstream(work: Path, changed: set[str]) -> set[str]:
     """``changed`` and every stage downstream of it in `dvc dag`: DVC decides about later stages from
     the new outputs' hashes at run time, and they rerun whenever their inputs change."""
-    if work not in _DVC_EDGES:
-        _DVC_EDGES[work] = re.findall(r'"([^"]+)" -> "([^"]+)"', _run(DVC + ["dag", "--dot"], work))
+    key = (work, (work / "params.yaml").read_text())
+    if key not in _DVC_EDGES:
+        _DVC_EDGES[key] = re.findall(r'"([^"]+)" -> "([^"]+)"', _run(DVC + ["dag", "--dot"], work))
     reach, frontier = set(changed), list(changed)
     while frontier:
         node = frontier.pop()
-        for a, b in _DVC_EDGES[work]:
+        for a, b in _DVC_EDGES[key]:
             if a == node and b not in reach:
                 reach.add(b)
                 frontier.append(b)
