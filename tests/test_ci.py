@@ -71,3 +71,29 @@ def test_system_deps_skip_with_a_message_without_root_or_sudo(tmp_path: Path, ha
     assert proc.returncode == 0, proc.stderr
     assert "skipping" in proc.stdout and "apt-get was called" not in proc.stderr
     assert ("no root or passwordless sudo" if has_apt else "no apt-get") in proc.stdout
+
+
+# ------------------------------------------------------------------ benchmarks/gpu_check.py
+def _gpu_check():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "benchmarks" / "gpu_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_gpu_check_records_each_step_under_one_time_budget(tmp_path: Path) -> None:
+    gc = _gpu_check()
+    check = gc.Check(budget_s=3.0, work=tmp_path, env=dict(os.environ))
+    assert check.run("ok", ["true"])["status"] == "ok"
+    failed = check.run("bad", ["sh", "-c", "echo boom >&2; exit 3"])
+    assert failed["status"] == "failed" and failed["exit"] == 3 and "boom" in failed["output_tail"]
+    slow = check.run("slow", ["sleep", "30"], cap_s=0.5 + 1.0)
+    assert slow["status"] == "timeout" and slow["seconds"] < 10
+    while check.left() > 1:  # spend the rest of the budget
+        check.run("filler", ["sleep", "0.5"])
+    assert check.run("late", ["true"])["status"] == "not run: time budget spent"
+    (tmp_path / "j.xml").write_text('<testsuites><testsuite tests="5" failures="1" errors="0" skipped="2"/></testsuites>')
+    assert gc._junit_counts(tmp_path / "j.xml") == {"tests": 5, "failures": 1, "errors": 0, "skipped": 2}
+    assert (REPO / "benchmarks" / "gpu_check.sh").stat().st_mode & 0o111  # executable

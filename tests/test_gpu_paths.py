@@ -30,6 +30,7 @@ def fresh_extension_state(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.setattr(nerfacc_cuda, "_STATUS", None)
     monkeypatch.setattr(occupancy, "_FALLBACK_WARNED", False)
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
+    monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "9.0")  # lets a machine without a GPU build (see below)
     monkeypatch.setattr(torch.version, "cuda", torch.version.cuda or "12.8")  # as with a CUDA build of torch
     return tmp_path / "ext"
 
@@ -67,6 +68,15 @@ def test_nerfacc_without_a_toolkit_is_reported_not_called(fresh_extension_state,
     monkeypatch.setattr(nerfacc_cuda, "_import_backend", lambda: types.SimpleNamespace(_C=object()))
     assert not nerfacc_cuda.nerfacc_cuda_status().available  # cached: tried once per process
     assert nerfacc_cuda.nerfacc_cuda_status(refresh=True).available
+
+
+def test_building_without_a_gpu_needs_an_architecture_list(fresh_extension_state, monkeypatch) -> None:
+    """A login node: torch cannot pick GPU architectures and fails with a bare IndexError."""
+    monkeypatch.delenv("TORCH_CUDA_ARCH_LIST")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(nerfacc_cuda, "_import_backend", lambda: pytest.fail("a build that cannot succeed was started"))
+    status = nerfacc_cuda.nerfacc_cuda_status()
+    assert not status.available and "TORCH_CUDA_ARCH_LIST" in status.reason
 
 
 def test_a_lock_left_by_a_killed_build_is_reported_instead_of_waited_on_forever(fresh_extension_state,

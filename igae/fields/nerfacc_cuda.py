@@ -95,6 +95,13 @@ def nerfacc_cuda_status(wait_for_lock_s: float = 0.0, refresh: bool = False) -> 
     if torch.version.cuda is None:
         _STATUS = ExtensionStatus(False, f"torch {torch.__version__} is a CPU-only build", folder)
         return _STATUS
+    if not torch.cuda.is_available() and not os.environ.get("TORCH_CUDA_ARCH_LIST"):
+        # torch picks the GPU architectures to compile for from the visible GPUs; with none and no
+        # TORCH_CUDA_ARCH_LIST its build fails with a bare IndexError (a cluster's login node).
+        _STATUS = ExtensionStatus(False, "no CUDA device is visible and TORCH_CUDA_ARCH_LIST is unset, so torch cannot "
+                                         "choose the GPU architectures to compile nerfacc for; build on a GPU node, or "
+                                         "set TORCH_CUDA_ARCH_LIST (e.g. '8.0;9.0') to build without one", folder)
+        return _STATUS
     if folder is not None:
         lock = os.path.join(folder, "lock")
         if os.path.exists(lock) and not _wait_for_lock(lock, wait_for_lock_s):
