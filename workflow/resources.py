@@ -27,8 +27,9 @@ import shutil
 import subprocess
 from typing import Any
 
-BASE_MB = 1200
-"""A Python process with torch, diffusers and the project imported (measured RSS 0.6-0.9 GB here), rounded up."""
+BASE_MB = 1500
+"""A job's process before its data: Python with torch, diffusers and the perceptual metric loaded. Measured
+peak RSS on CPU (default preset): 1.36 GB for train_ae, 1.14 GB for an RGB fit, 0.6-0.8 GB for data stages."""
 SAFETY = 1.5
 """Factor on the estimated data, model and activation bytes (allocator slack, temporaries)."""
 PHOTOS_ESTIMATE = 64
@@ -143,7 +144,10 @@ def mem_mb(kind: str, params: Any, on_gpu: bool) -> int:
         n_views = _views(s.train.count, s.train.views, s.train.test_views)
         cached_latents = n_views * latent_c * (res // f) ** 2 * 4
         batch = params.igae.joint.views_per_batch + params.igae.joint.photos_per_batch
-        need = train_bank + photos + ae_state + cached_latents + (0 if on_gpu else triplanes) + ae_activations(2 * batch)
+        rays = max(params.igae.joint.views_per_batch, params.igae.warmup.views_per_batch) * (res // f) ** 2
+        render = rays * (t.coarse_samples + t.fine_samples) * (3 * t.features + t.hidden) * 4 * 4  # tri-plane renders
+        need = (train_bank + photos + ae_state + cached_latents
+                + (0 if on_gpu else triplanes + render + ae_activations(2 * batch)))
     elif kind == "eval_ae":
         need = params.eval_ae.max_images * image_u8 * 4 * 4 + _ae_params(params) * 4
     elif kind in ("fit_nerf_rgb", "fit_nerf_latent"):
