@@ -338,3 +338,25 @@ def test_the_speed_table_reports_gpu_peak_memory_only_for_cuda_fits() -> None:
     assert "GPU peak memory (MB)" not in speed_table(pd.DataFrame([row])).columns
     table = speed_table(pd.DataFrame([{**row, "gpu_peak_mb": 1234.5}]))
     assert table["GPU peak memory (MB)"].iloc[0] == 1234.5
+
+
+def test_devices_are_claimed_and_made_current_and_too_many_ranks_fail_clearly(monkeypatch, tmp_path) -> None:
+    from igae.errors import InputError
+    from igae.train import distributed, gpu_slots
+
+    current = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: current.append(torch.device(d)))
+    monkeypatch.setattr(gpu_slots, "visible_gpu_ids", lambda: ["gpu-x", "gpu-y"])
+    monkeypatch.setattr(gpu_slots, "_HELD", [])
+    monkeypatch.setenv("IGAE_GPU_LOCK_DIR", str(tmp_path))
+    monkeypatch.setenv("WORLD_SIZE", "2")  # a data-parallel rank: takes a whole GPU
+    other = gpu_slots.try_claim(["gpu-x", "gpu-y"], 1, False, tmp_path)  # a fit already holds GPU x
+    assert distributed.resolve_device("auto") == torch.device("cuda", 1) and current == [torch.device("cuda", 1)]
+    other.release()
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    with pytest.raises(InputError, match="training.processes is 3 but only 2 GPU"):
+        distributed.resolve_device("cuda")
+    for claim in gpu_slots._HELD:
+        claim.release()

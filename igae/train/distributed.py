@@ -132,9 +132,15 @@ def resolve_device(name: str, jobs_per_gpu: int = 1) -> torch.device:
         raise InputError("training.device is 'cuda' but no CUDA device is available (use 'auto' or 'cpu')")
     from igae.train.gpu_slots import claim_gpu, visible_gpu_ids
 
+    world, gpus = int(os.environ.get("WORLD_SIZE", "1")), torch.cuda.device_count()
+    if world > gpus:
+        from igae.errors import InputError
+
+        raise InputError(f"training.processes is {world} but only {gpus} GPU(s) are visible: NCCL needs one GPU per "
+                         f"data-parallel process (lower training.processes, or use training.device: cpu)")
     index = 0
-    if torch.cuda.device_count() > 1:
-        index = claim_gpu(visible_gpu_ids(), jobs_per_gpu, whole_gpu=int(os.environ.get("WORLD_SIZE", "1")) > 1)
+    if gpus > 1:
+        index = claim_gpu(visible_gpu_ids(), jobs_per_gpu, whole_gpu=world > 1)
     device = torch.device("cuda", index)
     torch.cuda.set_device(device)  # NCCL and bare .cuda() calls use the current device
     return device
