@@ -12,6 +12,7 @@ from snakemake.utils import validate
 from igae.config import load_params
 
 sys.path.insert(0, f"{workflow.basedir}/workflow")
+import resources  # noqa: E402  GPUs here, GPU slots, threads and memory from params
 from stages import snakemake_shell  # noqa: E402  the stage table: commands shared with dvc.yaml
 from stale_locks import recover_stale_locks  # noqa: E402
 
@@ -39,11 +40,32 @@ LOGS = "results/logs"
 BENCH = "results/benchmarks"  # per-job wall time and memory (benchmarks/stage_times.py)
 
 
-# GPU requests for cluster executors: with training.device cuda, training rules ask for one GPU
-# per data-parallel process and evaluation/fit rules for one ("auto" requests none).
-ON_GPU = P.training.device == "cuda"
-TRAIN_GPUS = P.training.processes if ON_GPU else 0
-EVAL_GPUS = 1 if ON_GPU else 0
+# GPU jobs (workflow/resources.py): jobs that run on CUDA (training.device cuda, or auto on a machine
+# with GPUs) ask a cluster for `gpu` (one per data-parallel process for training, one for fits and
+# evaluations) and take `gpu_slots` of a local pool of GPUs x training.jobs_per_gpu, so `--cores all`
+# runs one job per slot (each job claims its slot's GPU, igae/train/gpu_slots.py), not one per core on
+# cuda:0. `--resources gpu_slots=N` overrides the pool.
+GPUS_HERE = resources.detect_gpus()
+ON_GPU = resources.runs_on_gpu(P, GPUS_HERE)
+if workflow.local_exec and GPUS_HERE and "gpu_slots" not in workflow.global_resources:
+    workflow.register_resource("gpu_slots", resources.gpu_slots_pool(P, GPUS_HERE))
+TRAIN_GPUS = resources.gpu_resources("per_process", P, GPUS_HERE)
+EVAL_GPUS = resources.gpu_resources("one", P, GPUS_HERE)
+TRAIN_THREADS = resources.job_threads(P.training.threads, workflow.cores)
+FIT_THREADS = resources.job_threads(P.nerf.threads, workflow.cores)
+
+
+def mem(kind):
+    """A job's memory request (MB), from the params (workflow/resources.py)."""
+    return resources.mem_mb(kind, P, on_gpu=ON_GPU)
+
+
+onstart:
+    # nerfacc JIT-compiles its CUDA kernels at first use; parallel fits would all build them at once.
+    # Build (or load) them once here, before any job starts; without a CUDA toolkit this records why.
+    if ON_GPU:
+        shell(f"mkdir -p {LOGS} && igae build-extensions --out {LOGS}/build_extensions.json "
+              f"2> {LOGS}/build_extensions.log || true")
 
 AES = ["standard", "finetuned", "igae"]
 TRAIN_DATA = ["data/scenes/train/manifest.json", "data/photos/manifest.json"]
@@ -65,6 +87,8 @@ rule all:
 
 
 rule fetch_assets:
+    # apt-get download / dpkg and the network: the submitting machine, not a cluster node
+    localrule: True
     output:
         f"{CACHE}/fetched.json",
     params:
@@ -79,6 +103,7 @@ rule fetch_assets:
 
 
 rule select_objects:
+    localrule: True  # reads the fetched catalogue (objaverse: its index over the network)
     input:
         f"{CACHE}/fetched.json",
     output:
@@ -112,7 +137,7 @@ rule render_scenes:
         f"{BENCH}/render_scenes_{{set}}.tsv",
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=mem("render_scenes"),
     shell:
         snakemake_shell("render_scenes", PRESET) + " 2> {log}"
 
@@ -149,10 +174,10 @@ rule train_ae:
         f"{LOGS}/train_ae.log",
     benchmark:
         f"{BENCH}/train_ae.tsv",
-    threads: workflow.cores
+    threads: TRAIN_THREADS  # the job's torch threads (training.threads; 0: every core given)
     resources:
-        mem_mb=6000,
-        gpu=TRAIN_GPUS,
+        mem_mb=mem("train_ae"),
+        **TRAIN_GPUS,
     shell:
         snakemake_shell("train_ae", PRESET) + " 2> {log}"
 
@@ -173,10 +198,10 @@ rule train_igae:
         f"{LOGS}/train_igae.log",
     benchmark:
         f"{BENCH}/train_igae.tsv",
-    threads: workflow.cores  # it uses training.threads (all cores); see igae/train/distributed.py
+    threads: TRAIN_THREADS  # the job's torch threads (training.threads; 0: every core given)
     resources:
-        mem_mb=8000,
-        gpu=TRAIN_GPUS,
+        mem_mb=mem("train_igae"),
+        **TRAIN_GPUS,
     shell:
         snakemake_shell("train_igae", PRESET) + " 2> {log}"
 
@@ -196,10 +221,10 @@ rule finetune_ae:
         f"{LOGS}/finetune_ae.log",
     benchmark:
         f"{BENCH}/finetune_ae.tsv",
-    threads: workflow.cores
+    threads: TRAIN_THREADS  # the job's torch threads (training.threads; 0: every core given)
     resources:
-        mem_mb=6000,
-        gpu=TRAIN_GPUS,
+        mem_mb=mem("finetune_ae"),
+        **TRAIN_GPUS,
     shell:
         snakemake_shell("finetune_ae", PRESET) + " 2> {log}"
 
@@ -220,10 +245,10 @@ rule eval_ae:
         f"{LOGS}/eval_ae_{{ae}}.log",
     benchmark:
         f"{BENCH}/eval_ae_{{ae}}.tsv",
-    threads: workflow.cores
+    threads: TRAIN_THREADS  # the job's torch threads (training.threads; 0: every core given)
     resources:
-        mem_mb=4000,
-        gpu=EVAL_GPUS,
+        mem_mb=mem("eval_ae"),
+        **EVAL_GPUS,
     shell:
         snakemake_shell("eval_ae", PRESET) + " 2> {log}"
 
@@ -244,10 +269,10 @@ rule fit_nerf_rgb:
         f"{LOGS}/fit_nerf/rgb_{{method}}_{{scene}}.log",
     benchmark:
         f"{BENCH}/fit_nerf/rgb_{{method}}_{{scene}}.tsv",
-    threads: 1 if P.nerf.threads == 1 else workflow.cores
+    threads: FIT_THREADS  # nerf.threads (0: every core given)
     resources:
-        mem_mb=2000,
-        gpu=EVAL_GPUS,
+        mem_mb=mem("fit_nerf_rgb"),
+        **EVAL_GPUS,
     shell:
         snakemake_shell("fit_nerf_rgb", PRESET) + " 2> {log}"
 
@@ -270,10 +295,10 @@ rule fit_nerf_latent:
         f"{LOGS}/fit_nerf/{{space}}_{{method}}_{{scene}}.log",
     benchmark:
         f"{BENCH}/fit_nerf/{{space}}_{{method}}_{{scene}}.tsv",
-    threads: 1 if P.nerf.threads == 1 else workflow.cores
+    threads: FIT_THREADS  # nerf.threads (0: every core given)
     resources:
-        mem_mb=2000,
-        gpu=EVAL_GPUS,
+        mem_mb=mem("fit_nerf_latent"),
+        **EVAL_GPUS,
     shell:
         snakemake_shell("fit_nerf_latent", PRESET) + " 2> {log}"
 

@@ -69,3 +69,50 @@ def test_the_training_bank_is_sized_as_uint8_and_activations_count_only_on_cpu()
     paper = _params("paper")
     assert resources.mem_mb("fit_nerf_rgb", paper, on_gpu=True) < resources.mem_mb("fit_nerf_rgb", paper, on_gpu=False)
     assert resources.mem_mb("train_igae", paper, on_gpu=True) < resources.mem_mb("train_igae", paper, on_gpu=False)
+
+
+def _dry_run(tmp_path: Path, *args: str, gpus: str | None) -> str:
+    """``snakemake -n`` of a copy of the workflow (no outputs exist: every job is listed)."""
+    import os
+    import shutil
+    import subprocess
+
+    work = tmp_path / "wf"
+    work.mkdir(parents=True, exist_ok=True)
+    for name in ("Snakefile", "params.yaml"):
+        shutil.copy2(REPO / name, work / name)
+    for name in ("presets", "workflow"):
+        shutil.copytree(REPO / name, work / name, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    if gpus is None:
+        env.pop("CUDA_VISIBLE_DEVICES", None)
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}/usr/bin{os.pathsep}/bin"  # no nvidia-smi
+    else:
+        env["CUDA_VISIBLE_DEVICES"] = gpus
+    proc = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-n", *args], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout + proc.stderr
+
+
+def _job_resources(text: str, rule: str) -> list[str]:
+    lines = text.splitlines()
+    return [lines[i + j].strip() for i, line in enumerate(lines) if line.strip() in (f"rule {rule}:", f"localrule {rule}:")
+            for j in range(1, 12) if i + j < len(lines) and lines[i + j].strip().startswith("resources:")]
+
+
+def test_snakemake_jobs_request_gpus_memory_and_run_locally_as_the_params_say(tmp_path: Path) -> None:
+    two_gpus = _dry_run(tmp_path / "a", "--cores", "4", "--config", "preset=smoke", gpus="0,1")
+    fit = _job_resources(two_gpus, "fit_nerf_rgb")
+    assert fit and all("gpu=1" in r and "gpu_slots=1" in r for r in fit)
+    expected = resources.mem_mb("fit_nerf_rgb", _params("smoke"), on_gpu=True)
+    assert all(f"mem_mb={expected}" in r for r in fit)
+    no_gpu = _dry_run(tmp_path / "b", "--cores", "4", "--config", "preset=smoke", gpus="")
+    assert not any("gpu" in r for r in _job_resources(no_gpu, "fit_nerf_rgb") + _job_resources(no_gpu, "train_ae"))
+    # A wrapper that prints which rules a cluster executor would run on the submitting machine.
+    (tmp_path / "c" / "wf").mkdir(parents=True)
+    (tmp_path / "c" / "wf" / "Local.smk").write_text('include: "Snakefile"\nprint("LOCAL", sorted(workflow._localrules))\n')
+    slurm = _dry_run(tmp_path / "c", "-s", "Local.smk", "--profile", "workflow/profiles/slurm", "--config",
+                     "preset=smoke", gpus="")
+    assert "LOCAL ['fetch_assets', 'select_objects']" in slurm  # apt/dpkg and the network
+    assert not any("cpus_per_task=1" in r for r in _job_resources(slurm, "train_ae"))  # CPUs = the job's threads
