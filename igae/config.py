@@ -19,6 +19,17 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from igae.errors import InputError
+from igae.fields.registry import METHOD_NAMES
+
+AUTOENCODERS: dict[str, str] = {
+    "standard": "Standard AE",
+    "finetuned": "Fine-tuned AE (ablation)",
+    "igae": "IG-AE",
+}
+"""The pipeline's autoencoders, i.e. its latent spaces (name -> name in tables); the one list of them."""
+AE_NAMES = tuple(AUTOENCODERS)
+RGB_SPACE = "rgb"
+"""The space name of the RGB baseline fits."""
 
 
 class _Section(BaseModel):
@@ -193,6 +204,12 @@ class JointParams(_Section):
     tv: float = Field(ge=0)
 
 
+FINETUNE_JOINT_KEYS = ("steps", "views_per_batch", "photos_per_batch", "lr_ae", "lr_decay", "ae_synthetic",
+                       "ae_real_mse", "ae_real_perceptual")
+"""The ``igae.joint`` keys the fine-tuning ablation reads (the joint phase without tri-planes: no
+``latent``, ``rgb``, ``tv`` or ``lr_triplane``)."""
+
+
 class IGAEParams(_Section):
     triplane: TriplaneParams
     warmup: WarmupParams
@@ -225,9 +242,6 @@ class EvalAEParams(_Section):
 
 
 # --------------------------------------------------------------------------- per-scene NeRF fits
-
-NERF_METHOD_NAMES = ("vanilla", "ngp", "kplanes", "triplane")
-
 
 class NerfMethodParams(_Section):
     lr: float = Field(gt=0, description="Adam learning rate of the field (stage 1 and the RGB fit).")
@@ -273,9 +287,9 @@ class NerfEvalParams(_Section):
 
 
 class NerfParams(_Section):
-    methods: list[Literal["vanilla", "ngp", "kplanes", "triplane"]] = Field(
-        min_length=1, description="Methods the workflow fits on every held-out scene.")
-    autoencoders: list[Literal["standard", "finetuned", "igae"]] = Field(
+    methods: list[str] = Field(
+        min_length=1, description="Methods the workflow fits on every held-out scene (names in igae.fields.registry).")
+    autoencoders: list[Literal[AE_NAMES]] = Field(  # type: ignore[valid-type]
         description="Latent spaces the workflow fits in (the RGB baseline is always fitted too).")
     threads: int = Field(ge=0, description="CPU threads per fit (fits run in parallel, e.g. one per core); 0: all cores.")
     sampler: Literal["occupancy", "coarse_to_fine"] = Field(
@@ -286,15 +300,30 @@ class NerfParams(_Section):
     stage2: NerfStage2Params
     rgb: NerfRGBParams
     eval: NerfEvalParams
-    method_params: dict[Literal["vanilla", "ngp", "kplanes", "triplane"], NerfMethodParams] = Field(
-        description="Per-method learning rates, hyper-parameters and regulariser weights.")
+    method_params: dict[str, NerfMethodParams] = Field(
+        description="Per-method learning rates, hyper-parameters and regulariser weights (one entry per method "
+        "of igae.fields.registry that nerf.methods may name).")
 
     @model_validator(mode="after")
     def _check_methods(self) -> "NerfParams":
+        for where, names in (("methods", self.methods), ("method_params", list(self.method_params))):
+            unknown = [m for m in names if m not in METHOD_NAMES]
+            if unknown:
+                raise ValueError(f"nerf.{where} names unknown method(s) {unknown}; the registry "
+                                 f"(igae/fields/registry.py) has {list(METHOD_NAMES)}")
         missing = [m for m in self.methods if m not in self.method_params]
         if missing:
             raise ValueError(f"nerf.methods lists {missing} but nerf.method_params has no entry for them")
         return self
+
+
+WORKFLOW_NERF_KEYS = ("methods", "autoencoders", "method_params")
+"""Keys of ``nerf`` that say which fits the workflow runs (and each method's own entry), not how a fit runs."""
+
+
+def nerf_fit_keys() -> list[str]:
+    """The ``nerf`` keys every fit reads, whatever its method (dotted: ``nerf.stage1``, ...)."""
+    return [f"nerf.{k}" for k in NerfParams.model_fields if k not in WORKFLOW_NERF_KEYS]
 
 
 # --------------------------------------------------------------------------- root
@@ -376,7 +405,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 def available_presets(params_path: str | Path) -> list[str]:
     """Names of the presets beside a params file (``presets/<name>.yaml``), plus 'default'."""
     folder = Path(params_path).parent / "presets"
-    return ["default"] + sorted(p.stem for p in folder.glob("*.yaml"))
+    return ["default"] + sorted(p.stem for p in folder.glob("*.yaml") if p.stem != "default")
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -412,16 +441,16 @@ def load_params(
         raise InputError(f"key 'preset' must be a string, got {name!r}", path)
     merged = dict(raw)
     source = str(path)
-    if name != "default":
-        preset_file = path.parent / "presets" / f"{name}.yaml"
-        if not preset_file.is_file():
-            raise InputError(
-                f"preset {name!r} does not exist (no {preset_file}); available: "
-                + ", ".join(available_presets(path)),
-                path,
-            )
+    preset_file = path.parent / "presets" / f"{name}.yaml"
+    if preset_file.is_file():  # presets/default.yaml, where present, overrides nothing
         merged = deep_merge(merged, _read_yaml(preset_file))
         source = f"{path} + {preset_file}"
+    elif name != "default":
+        raise InputError(
+            f"preset {name!r} does not exist (no {preset_file}); available: "
+            + ", ".join(available_presets(path)),
+            path,
+        )
     merged["preset"] = name
     for dotted, value in (overrides or {}).items():
         _set_dotted(merged, dotted, value)
@@ -429,6 +458,11 @@ def load_params(
         return Params.model_validate(merged)
     except ValidationError as exc:
         raise InputError(f"invalid parameters ({source}):\n" + format_validation_error(exc)) from None
+
+
+def effective_params_yaml(params: Params) -> str:
+    """The effective params (file + preset, validated) as YAML: what every stage reads."""
+    return yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False, width=10_000)
 
 
 def format_validation_error(exc: ValidationError) -> str:

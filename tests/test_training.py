@@ -232,6 +232,26 @@ def test_standard_ae_and_finetune_reduce_loss(tmp_path: Path) -> None:
     assert any(not torch.equal(frozen[k], v) for k, v in ae.state_dict().items())
 
 
+def test_finetune_reads_only_the_joint_keys_its_stage_depends_on(tmp_path: Path) -> None:
+    """The ablation's weights do not change with the joint keys it does not list (so its stage need not
+    rerun on them) and do change with one it lists."""
+    from igae.config import FINETUNE_JOINT_KEYS, JointParams
+
+    assert set(JointParams.model_fields) - set(FINETUNE_JOINT_KEYS) == {"latent", "rgb", "tv", "lr_triplane"}
+
+    def run(tag: str, **joint: float) -> dict[str, torch.Tensor]:
+        params = _params(**{"igae.joint.steps": 2, **{f"igae.joint.{k}": v for k, v in joint.items()}})
+        ae = Autoencoder.from_architecture(ARCH, seed=0)
+        finetune_ae(ae, _bank().images, _photos(), params.igae.joint, None, 0, tmp_path / tag, 5)
+        return ae.state_dict()
+
+    base = run("base")
+    unread = run("unread", latent=7.0, rgb=9.0, tv=0.5, lr_triplane=0.3)
+    assert all(torch.equal(base[k], unread[k]) for k in base)
+    read = run("read", ae_synthetic=5.0)
+    assert any(not torch.equal(base[k], read[k]) for k in base)
+
+
 def test_decoded_renders_shape_and_range(tmp_path: Path) -> None:
     params = _params()
     bank = _bank()

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from igae.config import load_params
+from igae.cli.common import log
+from igae.config import WORKFLOW_NERF_KEYS, load_params
 from igae.errors import InputError
+from igae.fields.registry import METHOD_NAMES
 from igae.io import write_json_atomic, atomic_dir
 from igae.provenance import provenance
 
 DEFAULT_AABB_HALF = 1.5
 """Scene box half-size when neither ``--aabb`` nor the scene's metadata gives one (NeRF-synthetic's)."""
-
-
-def _log(message: str) -> None:
-    print(f"[igae] {message}", file=sys.stderr, flush=True)
 
 
 def scene_aabb_half(scene, override: float | None) -> tuple[float, str]:
@@ -94,7 +91,7 @@ def fit_one(args: argparse.Namespace, params, scene_dir: Path, out: Path, work: 
     field = build_method_field(args.method, data, method_cfg, aabb_half, seed).to(device)
     sampler = build_sampler(cfg, field, device)
     memory_estimate = check_fit_memory(field, sampler, data, cfg)  # fails early, naming the param to lower
-    _log(f"fit {args.method} in {space} space: {scene.root.name}, {len(data.train_c2w)} train / "
+    log(f"fit {args.method} in {space} space: {scene.root.name}, {len(data.train_c2w)} train / "
          f"{len(data.test_c2w)} test views, render {data.width}x{data.height}, box half {aabb_half:g} "
          f"({aabb_source}), {device}, {threads} thread(s)")
     result = fit_scene(field, sampler, data, cfg, method_cfg, seed, work, params.training.nan_policy,
@@ -125,7 +122,8 @@ def fit_one(args: argparse.Namespace, params, scene_dir: Path, out: Path, work: 
         "aabb_half": aabb_half, "aabb_source": aabb_source, "threads": threads,
         "occupancy_backend": getattr(sampler, "backend", None), "precision": precision,
         "seed": seed, "preset": params.preset,
-        "params": {"nerf": {k: v for k, v in cfg.model_dump().items() if k != "method_params"},
+        # What the fit read (the stage table's fit params): not which other fits the workflow runs.
+        "params": {"nerf": cfg.model_dump(exclude=set(WORKFLOW_NERF_KEYS)),
                    "method": method_cfg.model_dump()},
         "provenance": provenance(seed, device=str(device)),
     }
@@ -153,7 +151,7 @@ def fit_one(args: argparse.Namespace, params, scene_dir: Path, out: Path, work: 
     # (and a latent fit's checkpoints hold a whole AE copy with its Adam state).
     shutil.rmtree(work, ignore_errors=True)
     m = metrics["metrics"]
-    _log(f"{scene.root.name} {args.method}/{space}: test PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}, "
+    log(f"{scene.root.name} {args.method}/{space}: test PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}, "
          f"{perceptual.backend} {m.get('perceptual', float('nan')):.4f}; train {metrics['train_seconds']['total']:.1f} s; "
          f"render {timing['total'] * 1e3:.1f} ms/frame (field {timing['field'] * 1e3:.1f}, decode {timing['decode'] * 1e3:.1f})")
 
@@ -175,7 +173,7 @@ def cmd_summarize_nerf(args: argparse.Namespace) -> None:
         write_text_atomic(out / "plots" / f"psnr_vs_time_{space}.csv", curve.to_csv(index=False, float_format="%.6g"))
     with_pd = summary.set_index(["method", "space"])[["psnr", "ssim", "train_s", "render_ms", "scenes"]]
     print(with_pd.to_string(float_format=lambda v: f"{v:.3f}"))
-    _log(f"wrote {out}/per_fit.csv, summary.csv, goals.json ({len(fits)} fits)")
+    log(f"wrote {out}/per_fit.csv, summary.csv, goals.json ({len(fits)} fits)")
 
 
 def cmd_build_extensions(args: argparse.Namespace) -> None:
@@ -211,7 +209,7 @@ def register(sub: argparse._SubParsersAction, add_params_args: Callable[[argpars
     p.add_argument("--scene-set", default=None, help="instead of --scene: fit every scene folder in this folder, "
                    "one after the other, into --out/<scene>")
     p.add_argument("--autoencoder", required=True, help="an AE output folder (with model/), or 'rgb' for the RGB baseline")
-    p.add_argument("--method", required=True, help="vanilla | ngp | kplanes | triplane (hyper-parameters: nerf.method_params)")
+    p.add_argument("--method", required=True, help=" | ".join(METHOD_NAMES) + " (igae/fields/registry.py; hyper-parameters: nerf.method_params)")
     p.add_argument("--out", required=True, help="output folder: metrics.json, per_view.csv, curve.csv, renders/, turntable.gif, field.pt")
     p.add_argument("--work", default=None, help="checkpoint folder (default: .<out>.work beside --out); a rerun "
                    "after an interruption resumes from it; removed once the fit's outputs are written")

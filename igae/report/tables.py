@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from igae.config import AE_NAMES, AUTOENCODERS, RGB_SPACE
 from igae.errors import InputError
+from igae.fields.registry import METHOD_LABELS
 from igae.io import write_text_atomic
 
-SPACES = ("rgb", "standard", "finetuned", "igae")
-SPACE_LABELS = {"rgb": "RGB NeRF", "standard": "Standard AE", "finetuned": "Fine-tuned AE (ablation)",
-                "igae": "IG-AE"}
-METHOD_LABELS = {"vanilla": "NeRF (vanilla)", "ngp": "Instant-NGP", "kplanes": "K-Planes", "triplane": "Tri-planes"}
-AE_NAMES = ("standard", "finetuned", "igae")
+SPACES = (RGB_SPACE, *AE_NAMES)
+SPACE_LABELS = {RGB_SPACE: "RGB NeRF", **AUTOENCODERS}
+__all__ = ["AE_NAMES", "METHOD_LABELS", "SPACES", "SPACE_LABELS"]  # names the figures and the page use too
 
 
 def perceptual_label(fits: pd.DataFrame) -> str:
