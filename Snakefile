@@ -14,6 +14,7 @@ from igae.config import AE_NAMES, RGB_SPACE, load_params
 from igae.fields.registry import METHOD_NAMES
 
 sys.path.insert(0, f"{workflow.basedir}/workflow")
+import resources  # noqa: E402  GPUs here, GPU slots, memory from params
 import snakemake_rules as smk  # noqa: E402  the table in Snakemake's terms
 from stages import STAGES, snakemake_stages  # noqa: E402  the stage table (also dvc.yaml's)
 from stale_locks import recover_stale_locks  # noqa: E402
@@ -38,6 +39,21 @@ PRESET = config["preset"]
 P = load_params("params.yaml", preset=PRESET)
 LOGS = "results/logs"
 BENCH = "results/benchmarks"  # per-job wall time and memory (benchmarks/stage_times.py)
+
+
+# GPU jobs on this machine: a `gpu_slots` pool of GPUs x training.jobs_per_gpu, so `--cores all` runs
+# one job per slot (each job claims its slot's GPU, igae/train/gpu_slots.py), not one per core on
+# cuda:0. Cluster executors get `gpu` requests instead; `--resources gpu_slots=N` overrides.
+GPUS_HERE = resources.detect_gpus()
+if workflow.local_exec and GPUS_HERE and "gpu_slots" not in workflow.global_resources:
+    workflow.register_resource("gpu_slots", resources.gpu_slots_pool(P, GPUS_HERE))
+
+onstart:
+    # nerfacc JIT-compiles its CUDA kernels at first use; parallel fits would all build them at once.
+    # Build (or load) them once here, before any job starts; without a toolkit this records why.
+    if resources.runs_on_gpu(P, GPUS_HERE):
+        shell(f"mkdir -p {LOGS} && igae build-extensions --out {LOGS}/build_extensions.json "
+              f"2> {LOGS}/build_extensions.log || true")
 
 
 AES = list(AE_NAMES)
@@ -97,8 +113,10 @@ for name, stage in snakemake_stages().items():
             f"{LOGS}/{smk.log_name(name, stage)}.log",
         benchmark:
             f"{BENCH}/{smk.log_name(name, stage)}.tsv",
+        localrule:  # apt/dpkg or the network: the submitting machine under a cluster executor
+            stage.local
         threads: smk.rule_threads(stage, P, workflow.cores)
         resources:
-            **smk.rule_resources(stage, P),
+            **smk.rule_resources(stage, P, GPUS_HERE),
         shell:
             "{params.cmd}"  # not an expression of the loop variables: see smk.rule_command

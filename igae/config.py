@@ -227,6 +227,14 @@ class TrainingParams(_Section):
     )
     processes: int = Field(ge=1, description="Data-parallel processes for AE/IG-AE training (one per GPU on a GPU node).")
     nan_policy: Literal["stop", "skip"] = Field(description="NaN/inf loss or gradient: stop, or skip the step and count it.")
+    precision: Literal["fp32", "tf32", "bf16", "fp16"] = Field(
+        description="Arithmetic of training steps on CUDA (CPU always runs fp32). fp32: full float32, TF32 off in "
+        "matmuls and cuDNN convolutions (GPU results then differ from CPU only in the last bits); tf32: float32 "
+        "storage with TF32 matmuls/convolutions (faster on Ampere+); bf16 / fp16: autocast (fp16 with a gradient "
+        "scaler), TF32 on.")
+    jobs_per_gpu: int = Field(
+        ge=1, description="Jobs that share one GPU at a time under Snakemake (fits, evaluations): the local 'gpu_slots' "
+        "resource is GPUs x this, and each job claims a free slot's GPU.")
 
 
 class EvalAEParams(_Section):
@@ -248,6 +256,10 @@ class OccupancyParams(_Section):
     update_every: int = Field(ge=1, description="Steps between grid refreshes.")
     threshold: float = Field(gt=0, description="Opacity of one marching step above which a cell is occupied.")
     warmup_steps: int = Field(ge=0, description="Steps during which every cell is re-evaluated at each update.")
+    backend: Literal["auto", "nerfacc", "torch"] = Field(
+        description="Ray traversal on CUDA. auto: nerfacc's CUDA kernel when its extension loads or builds, else the "
+        "torch march with one warning naming the cause; nerfacc: that kernel or a clear error; torch: the torch march "
+        "(the only one on CPU).")
 
 
 class NerfStage1Params(_Section):

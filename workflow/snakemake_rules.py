@@ -9,6 +9,7 @@ import re
 from itertools import product
 from typing import Any, Callable
 
+from resources import gpu_resources, job_threads, mem_mb, runs_on_gpu
 from stages import FOLDER_FILES, LOOP_VARS, Stage, snakemake_shell
 
 from igae.config import Params
@@ -94,22 +95,19 @@ def rule_params(stage: Stage, params: Params) -> Callable[[Any], dict[str, Any]]
     return values
 
 
-def rule_threads(stage: Stage, params: Params, cores: int) -> int:
-    if stage.threads == "all":
-        return cores
-    if stage.threads == "nerf.threads":
-        return 1 if params.nerf.threads == 1 else cores
+def rule_threads(stage: Stage, params: Params, cores: int | None) -> int:
+    """Cores of a job: the stage's number, or the threads its params key gives (0: every core)."""
+    if isinstance(stage.threads, str):
+        return job_threads(int(lookup(params.model_dump(), stage.threads)), cores)
     return int(stage.threads)
 
 
-def rule_resources(stage: Stage, params: Params) -> dict[str, int]:
-    """``mem_mb`` and, when ``training.device`` is cuda, ``gpu`` (per data-parallel process, or one)."""
+def rule_resources(stage: Stage, params: Params, gpus_here: int) -> dict[str, int]:
+    """``mem_mb`` from the params, and for jobs that run on CUDA ``gpu`` (cluster) and ``gpu_slots`` (local)."""
     out: dict[str, int] = {}
     if stage.mem_mb is not None:
-        out["mem_mb"] = stage.mem_mb
-    if stage.gpus is not None:
-        on_gpu = params.training.device == "cuda"
-        out["gpu"] = (params.training.processes if stage.gpus == "per_process" else 1) if on_gpu else 0
+        out["mem_mb"] = mem_mb(stage.mem_mb, params, on_gpu=runs_on_gpu(params, gpus_here))
+    out.update(gpu_resources(stage.gpus, params, gpus_here))
     return out
 
 

@@ -50,11 +50,16 @@ class Stage:
         snakemake_wildcards: Snakemake wildcards beyond the loop variables (``scene`` for fits).
         log: the Snakemake log name under ``results/logs`` (default: the stage name and wildcards).
         log_stdout: the log also takes stdout (the stage prints a table there).
-        threads: Snakemake cores per job: a number, ``"all"`` (every core Snakemake was given), or
-            ``"nerf.threads"`` (1 when that param is 1, else all cores).
-        mem_mb: memory a job asks a cluster for (None: the profile's default).
-        gpus: GPUs a job asks for when ``training.device`` is ``cuda``: ``"one"``, ``"per_process"``
-            (``training.processes``, data-parallel training) or None.
+        threads: Snakemake cores per job (= a SLURM job's CPUs): a number, or the params key of the
+            torch threads the job uses (``"training.threads"``, ``"nerf.threads"``; 0 there means every
+            core Snakemake has, and inside the job every CPU granted): see ``workflow/resources.py``.
+        mem_mb: how the job's memory request is computed from the params: a kind of
+            ``workflow/resources.py``'s ``mem_mb`` (None: the profile's default).
+        gpus: GPUs a job uses when it runs on CUDA (``training.device`` cuda, or auto on a GPU
+            machine): ``"one"``, ``"per_process"`` (``training.processes``, data-parallel training)
+            or None; they become the ``gpu`` (cluster) and ``gpu_slots`` (local) resources.
+        local: run on the submitting machine under a cluster executor (``localrules``): stages
+            that need apt/dpkg or the network, or are too small to queue.
         executors: which executors run it (``effective_params`` is DVC's only).
     """
 
@@ -72,8 +77,9 @@ class Stage:
     log: str | None = None
     log_stdout: bool = False
     threads: int | str = 1
-    mem_mb: int | None = None
+    mem_mb: str | None = None
     gpus: str | None = None
+    local: bool = False
     executors: tuple[str, ...] = ("snakemake", "dvc")
     comment: str | None = None
 
@@ -94,9 +100,10 @@ NOT_CACHED = {"cache": False}
 CHECKPOINTS = {"persist": True, "cache": False}
 AE_TRAINING = ["training", "autoencoder", "seed"]
 """What every AE training stage reads besides its own section: device, threads, processes, NaN policy; the AE."""
-FIT_PARAMS = ["seed", "training.device", "training.nan_policy", "autoencoder.perceptual", *nerf_fit_keys(),
+FIT_PARAMS = ["seed", "training.device", "training.nan_policy", "training.precision", "autoencoder.perceptual",
+              *nerf_fit_keys(),
               "nerf.method_params.{method}"]
-"""What a fit reads: the nerf keys common to all fits, its own method's entry, the device and the metric."""
+"""What a fit reads: the nerf keys common to all fits, its own method's entry, the device, precision and metric."""
 
 STAGES: dict[str, Stage] = {
     "effective_params": Stage(
@@ -110,12 +117,14 @@ STAGES: dict[str, Stage] = {
         cmd=f"igae fetch-assets {PARAMS} --out data/cache/fetched.json",
         deps=[],
         params=["assets.source", "assets.cache_dir", "photos.sources"],
-        outs=[{"data/cache/fetched.json": NOT_CACHED}]),
+        outs=[{"data/cache/fetched.json": NOT_CACHED}],
+        local=True),  # apt-get download / dpkg and the network: the submitting machine, not a compute node
     "select_objects": Stage(
         cmd=f"igae select-objects {PARAMS} --out data/objects.json",
         deps=["data/cache/fetched.json"],
         params=["seed", "assets", "scenes.train.count", "scenes.heldout.count"],
-        outs=["data/objects.json"]),
+        outs=["data/objects.json"],
+        local=True),  # reads the fetched catalogue (and objaverse's index over the network)
     "render_scenes": Stage(
         cmd=f"igae render-scenes {PARAMS} --objects data/objects.json --set {{set}} --out data/scenes/{{set}}",
         foreach=["train", "heldout"], loop_var="set",
@@ -124,7 +133,7 @@ STAGES: dict[str, Stage] = {
         # whole section and assets are recorded in each scene's metadata.
         params=["seed", "scenes", "assets"],
         outs=["data/scenes/{set}"],
-        mem_mb=2000),
+        mem_mb="render_scenes"),
     "build_photos": Stage(
         cmd=f"igae build-photos {PARAMS} --out data/photos",
         deps=["data/cache/fetched.json"],
@@ -136,7 +145,7 @@ STAGES: dict[str, Stage] = {
         params=[*AE_TRAINING, "train_ae"],
         outs=["results/autoencoders/standard/model", {"results/checkpoints/standard": CHECKPOINTS}],
         plots=[{"results/autoencoders/standard/losses.csv": {"x": "step", "cache": False}}],
-        threads="all", mem_mb=6000, gpus="per_process"),
+        threads="training.threads", mem_mb="train_ae", gpus="per_process"),
     "train_igae": Stage(
         cmd=(f"igae train-igae {PARAMS} --ae results/autoencoders/standard {AE_DATA} --out results/autoencoders/igae"
              " --work results/checkpoints/igae"),
@@ -145,7 +154,7 @@ STAGES: dict[str, Stage] = {
         outs=["results/autoencoders/igae/model", "results/autoencoders/igae/triplanes.pt",
               "results/autoencoders/igae/renders", {"results/checkpoints/igae": CHECKPOINTS}],
         plots=[{"results/autoencoders/igae/losses.csv": {"x": "step", "cache": False}}],
-        threads="all", mem_mb=8000, gpus="per_process"),
+        threads="training.threads", mem_mb="train_igae", gpus="per_process"),
     "finetune_ae": Stage(
         cmd=(f"igae finetune-ae {PARAMS} --ae results/autoencoders/standard {AE_DATA} --out results/autoencoders/finetuned"
              " --work results/checkpoints/finetuned"),
@@ -153,17 +162,17 @@ STAGES: dict[str, Stage] = {
         params=[*AE_TRAINING, "igae.checkpoint_every", *(f"igae.joint.{k}" for k in FINETUNE_JOINT_KEYS)],
         outs=["results/autoencoders/finetuned/model", {"results/checkpoints/finetuned": CHECKPOINTS}],
         plots=[{"results/autoencoders/finetuned/losses.csv": {"x": "step", "cache": False}}],
-        threads="all", mem_mb=6000, gpus="per_process"),
+        threads="training.threads", mem_mb="finetune_ae", gpus="per_process"),
     "eval_ae": Stage(
         cmd=(f"igae eval-ae {PARAMS} --ae results/autoencoders/{{ae}} --name {{ae}} --photos data/photos"
              " --heldout data/scenes/heldout --scenes data/scenes/train --out results/ae_eval/{ae}"),
         foreach=list(AE_NAMES), loop_var="ae",
         deps=["results/autoencoders/{ae}", "data/photos", "data/scenes/heldout", "data/scenes/train"],
-        params=["seed", "eval_ae", "training.threads", "training.device", "autoencoder.pretrained",
+        params=["seed", "eval_ae", "training.threads", "training.device", "training.precision", "autoencoder.pretrained",
                 "autoencoder.architecture.latent_channels", "autoencoder.perceptual", "scenes.object_box"],
         metrics=["results/ae_eval/{ae}/metrics.json"],
         outs=["results/ae_eval/{ae}/per_image.csv"],
-        threads="all", mem_mb=4000, gpus="one"),
+        threads="training.threads", mem_mb="eval_ae", gpus="one"),
     "fit_nerf_rgb": Stage(
         comment=("Snakemake runs one job per scene; DVC one stage per method (per space x method for latent fits) "
                  "that fits every held-out scene in turn: the same fit per scene, into the same folders."),
@@ -174,7 +183,7 @@ STAGES: dict[str, Stage] = {
         deps=["data/scenes/heldout"],
         params=FIT_PARAMS,
         outs=["results/nerf/rgb/{method}"],
-        threads="nerf.threads", mem_mb=2000, gpus="one"),
+        threads="nerf.threads", mem_mb="fit_nerf_rgb", gpus="one"),
     "fit_nerf_latent": Stage(
         cmd=fit_cmd("results/autoencoders/{space}", "{space}", "--scene-set data/scenes/heldout", ""),
         snakemake_cmd=fit_cmd("results/autoencoders/{space}", "{space}", "--scene data/scenes/heldout/{scene}", "/{scene}"),
@@ -183,7 +192,7 @@ STAGES: dict[str, Stage] = {
         deps=["data/scenes/heldout", "results/autoencoders/{space}/model"],
         params=FIT_PARAMS,
         outs=["results/nerf/{space}/{method}"],
-        threads="nerf.threads", mem_mb=2000, gpus="one"),
+        threads="nerf.threads", mem_mb="fit_nerf_latent", gpus="one"),
     "summarize_nerf": Stage(
         cmd="igae summarize-nerf --fits results/nerf --out results/nerf_summary",
         deps=["results/nerf"],

@@ -23,6 +23,7 @@ def _setup(args: argparse.Namespace) -> tuple[Params, torch.device, Any]:
     """Params, device and data-parallel context; re-launches under torch.distributed.run
     when ``training.processes`` > 1 and this process was not started by it."""
     from igae.train.distributed import init_distributed, resolve_device, set_threads
+    from igae.train.precision import configure_precision
 
     params = load_params(args.params, preset=args.preset)
     procs = params.training.processes
@@ -32,8 +33,8 @@ def _setup(args: argparse.Namespace) -> tuple[Params, torch.device, Any]:
         log(f"launching {procs} data-parallel processes")
         raise SystemExit(subprocess.call(cmd))
     set_threads(params.training.threads)
-    device = resolve_device(params.training.device)
-    return params, device, init_distributed(device)
+    device = resolve_device(params.training.device, params.training.jobs_per_gpu)
+    return params, device, init_distributed(device, configure_precision(params.training.precision, device))
 
 
 def _load_stage_ae(folder: str | Path, params: Params):
@@ -185,10 +186,12 @@ def cmd_eval_ae(args: argparse.Namespace) -> None:
     from igae.eval.ae_quality import evaluate_autoencoder, triplane_fit_quality
     from igae.train.data import load_view_bank
     from igae.train.distributed import resolve_device, set_threads
+    from igae.train.precision import configure_precision
 
     params = load_params(args.params, preset=args.preset)
     set_threads(params.training.threads)
-    device = resolve_device(params.training.device)
+    device = resolve_device(params.training.device, params.training.jobs_per_gpu)
+    configure_precision(params.training.precision, device)  # TF32 switches, stated explicitly
     ae = _load_stage_ae(args.ae, params).to(device)
     perceptual = load_perceptual(params.autoencoder.perceptual, device=device)
     limit = params.eval_ae.max_images

@@ -62,18 +62,21 @@ def fit_one(args: argparse.Namespace, params, scene_dir: Path, out: Path, work: 
     from igae.data.scene import read_scene
     from igae.eval.ae_quality import summarize, write_per_image_csv
     from igae.nerf.data import prepare_latent, prepare_rgb
-    from igae.nerf.evaluate import (evaluate_test_views, peak_memory_mb, render_turntable, save_gif,
-                                    save_test_renders, time_rendering)
+    from igae.nerf.evaluate import (evaluate_test_views, peak_memory_mb, render_turntable, reset_peak_memory,
+                                    save_gif, save_test_renders, time_rendering)
     from igae.nerf.fit import build_method_field, build_sampler, fit_scene
     from igae.nerf.memory import check_fit_memory
     from igae.train.distributed import resolve_device
+    from igae.train.precision import configure_precision
 
     cfg = params.nerf
     if args.method not in cfg.method_params:
         raise InputError(f"--method {args.method!r}: nerf.method_params has no entry for it "
                          f"(known: {sorted(cfg.method_params)})")
     method_cfg = cfg.method_params[args.method]
-    device = resolve_device(params.training.device)
+    device = resolve_device(params.training.device, params.training.jobs_per_gpu)
+    precision = configure_precision(params.training.precision, device)
+    peak_reset = reset_peak_memory(device)  # this fit's peaks, not those of earlier fits in this process
     scene = read_scene(scene_dir, splits_required=("train", "test"))
     aabb_half, aabb_source = scene_aabb_half(scene, args.aabb)
     if args.autoencoder == "rgb":
@@ -92,7 +95,7 @@ def fit_one(args: argparse.Namespace, params, scene_dir: Path, out: Path, work: 
          f"{len(data.test_c2w)} test views, render {data.width}x{data.height}, box half {aabb_half:g} "
          f"({aabb_source}), {device}, {threads} thread(s)")
     result = fit_scene(field, sampler, data, cfg, method_cfg, seed, work, params.training.nan_policy,
-                       progress=not args.quiet)
+                       progress=not args.quiet, precision=precision)
 
     chunk = cfg.eval.chunk or None
     perceptual = load_perceptual(params.autoencoder.perceptual, device=device)
@@ -113,10 +116,11 @@ def fit_one(args: argparse.Namespace, params, scene_dir: Path, out: Path, work: 
         "train_seconds": {**result.stage_seconds, "total": sum(result.stage_seconds.values())},
         "steps": result.steps, "skipped_steps": result.skipped_steps, "resumed_from": result.resumed_from,
         "render_seconds_per_frame": timing,
-        "memory": {**peak_memory_mb(device), "estimated_step_mb": {k: v / 2**20 for k, v in memory_estimate.items()
+        "memory": {**peak_memory_mb(device, since_reset=peak_reset), "estimated_step_mb": {k: v / 2**20 for k, v in memory_estimate.items()
                                                                    if k != "available"}},
         "psnr_vs_time": result.curve,
         "aabb_half": aabb_half, "aabb_source": aabb_source, "threads": threads,
+        "occupancy_backend": getattr(sampler, "backend", None), "precision": precision,
         "seed": seed, "preset": params.preset,
         # What the fit read (the stage table's fit params): not which other fits the workflow runs.
         "params": {"nerf": cfg.model_dump(exclude=set(WORKFLOW_NERF_KEYS)),
@@ -172,6 +176,29 @@ def cmd_summarize_nerf(args: argparse.Namespace) -> None:
     log(f"wrote {out}/per_fit.csv, summary.csv, goals.json ({len(fits)} fits)")
 
 
+def cmd_build_extensions(args: argparse.Namespace) -> None:
+    """Load or build nerfacc's CUDA extension once (before parallel fits start) and record the outcome."""
+    import os
+
+    from igae.fields.nerfacc_cuda import nerfacc_cuda_status
+
+    status = nerfacc_cuda_status(wait_for_lock_s=args.wait_for_lock)
+    record = {
+        "nerfacc_cuda": {"available": status.available, "reason": status.reason, "build_dir": status.build_dir},
+        "torch": torch.__version__, "torch_cuda": torch.version.cuda, "cuda_devices": torch.cuda.device_count(),
+        "TORCH_EXTENSIONS_DIR": os.environ.get("TORCH_EXTENSIONS_DIR"),
+    }
+    if args.out:
+        write_json_atomic(args.out, record)
+    if status.available:
+        _log(f"nerfacc's CUDA extension is ready ({status.build_dir})")
+    else:
+        _log(f"nerfacc's CUDA extension is unavailable: {status.reason}; occupancy sampling on CUDA uses the torch "
+             f"march (nerf.occupancy.backend: auto)")
+        if args.require:
+            raise InputError(f"nerfacc's CUDA extension is required (--require) but unavailable: {status.reason}")
+
+
 def register(sub: argparse._SubParsersAction, add_params_args: Callable[[argparse.ArgumentParser], None]) -> None:
     """Add ``fit-nerf`` to the ``igae`` parser."""
     help_ = ("Fit one NeRF method to one scene, in RGB or in an autoencoder's latent space, and evaluate it "
@@ -198,3 +225,12 @@ def register(sub: argparse._SubParsersAction, add_params_args: Callable[[argpars
     p.add_argument("--out", required=True, help="output folder: per_fit.csv, summary.csv, goals.json, metrics.json, "
                    "plots/psnr_vs_time_<space>.csv")
     p.set_defaults(handler=cmd_summarize_nerf)
+
+    help_ = ("Load, or JIT-build, nerfacc's CUDA extension once, before fits run in parallel (it builds into "
+             "$TORCH_EXTENSIONS_DIR; concurrent first builds race). Without a CUDA toolkit it records why and exits 0.")
+    p = sub.add_parser("build-extensions", help=help_, description=help_)
+    p.add_argument("--out", default=None, help="write the outcome here as JSON")
+    p.add_argument("--wait-for-lock", type=float, default=600.0,
+                   help="seconds to wait for another process's build (its lock file) to finish (default: %(default)s)")
+    p.add_argument("--require", action="store_true", help="exit with an error when the extension is unavailable")
+    p.set_defaults(handler=cmd_build_extensions)

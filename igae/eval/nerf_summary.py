@@ -21,7 +21,7 @@ KEYS = ["space", "method", "scene"]
 STAGE_COLUMNS = {"latent": "train_stage1_s", "rgb_align": "train_stage2_s", "rgb": "train_rgb_s"}
 """Training phase of a fit -> its column (stage 1 / stage 2 of latent fits, the one RGB phase)."""
 METRIC_COLUMNS = ["psnr", "ssim", "perceptual", "train_s", *STAGE_COLUMNS.values(), "render_field_ms",
-                  "render_decode_ms", "render_ms", "peak_rss_mb"]
+                  "render_decode_ms", "render_ms", "peak_rss_mb", "gpu_peak_mb"]
 
 
 def fit_row(metrics: dict[str, Any], source: Path) -> dict[str, Any]:
@@ -37,6 +37,7 @@ def fit_row(metrics: dict[str, Any], source: Path) -> dict[str, Any]:
             **{col: metrics["train_seconds"].get(phase, float("nan")) for phase, col in STAGE_COLUMNS.items()},
             "render_field_ms": 1e3 * timing["field"], "render_decode_ms": 1e3 * timing["decode"],
             "render_ms": 1e3 * timing["total"], "peak_rss_mb": metrics["memory"]["cpu_peak_rss_mb"],
+            "gpu_peak_mb": metrics["memory"].get("gpu_peak_allocated_mb", float("nan")),  # CUDA fits only
             "device": metrics["provenance"].get("device"), "seed": metrics["seed"], "source": str(source),
         }
     except (KeyError, TypeError) as err:

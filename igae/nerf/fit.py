@@ -44,6 +44,7 @@ from igae.nerf.data import FitData
 from igae.seeding import derive_seed
 from igae.train.checkpoint import tensor_digest
 from igae.train.data import step_generator
+from igae.train.distributed import DistContext
 from igae.train.loop import Phase, run_phases
 
 
@@ -77,7 +78,7 @@ def build_sampler(cfg: NerfParams, field: Field, device: torch.device) -> Sample
     aabb = field.aabb.detach().to(device)
     if cfg.sampler == "occupancy":
         return OccupancySampler(aabb, resolution=cfg.occupancy.resolution, samples_per_ray=cfg.samples_per_ray,
-                                device=device)
+                                backend=cfg.occupancy.backend, device=device)
     half = cfg.samples_per_ray // 2
     return CoarseToFineSampler(aabb, n_coarse=cfg.samples_per_ray - half, n_fine=half)
 
@@ -143,6 +144,7 @@ def fit_scene(
     work_dir: str | Path,
     nan_policy: str = "stop",
     progress: bool = False,
+    precision: str = "fp32",
 ) -> FitResult:
     """Fit ``field`` to ``data`` in place (and ``data.ae``'s decoder for latent fits).
 
@@ -152,6 +154,7 @@ def fit_scene(
             (and saved in the checkpoints) and then serves the test renders.
         work_dir: gets ``checkpoints/`` and ``losses.csv``; rerunning resumes from the newest
             checkpoint there.
+        precision: training-step arithmetic on CUDA (:mod:`igae.train.precision`; CPU: fp32).
 
     Returns:
         Per-stage training times, the PSNR-vs-time curve and the loss history.
@@ -256,7 +259,8 @@ def fit_scene(
     work = Path(work_dir)
     result = run_phases(wrapped, modules, work / "checkpoints", work / "losses.csv",
                         checkpoint_every=max(total, 1), nan_policy=nan_policy, progress=progress,
-                        config=_run_identity(cfg, method_cfg, seed, data))
+                        config=_run_identity(cfg, method_cfg, seed, data),
+                        ctx=DistContext(device=device, precision=precision))
     train_seconds = clock.train_seconds()
     ends = [t for _, t in phase_starts[1:]] + [train_seconds]
     stage_seconds = {name: end - t0 for (name, t0), end in zip(phase_starts, ends)}
