@@ -60,7 +60,7 @@ def cmd_fit_nerf(args: argparse.Namespace) -> None:
 
 def fit_one(args: argparse.Namespace, params, scene_dir: Path, out: Path, work: Path, threads: int) -> None:
     """Fit, evaluate and write one scene's outputs (``out`` is replaced atomically)."""
-    from igae.autoencoder.model import Autoencoder
+    from igae.autoencoder.importing import open_autoencoder
     from igae.autoencoder.perceptual import load_perceptual
     from igae.data.scene import read_scene
     from igae.eval.ae_quality import summarize, write_per_image_csv
@@ -85,7 +85,9 @@ def fit_one(args: argparse.Namespace, params, scene_dir: Path, out: Path, work: 
     else:
         ae_dir = Path(args.autoencoder)
         space = args.space_name or ae_dir.name
-        ae = Autoencoder.load(ae_dir / "model")
+        a = params.autoencoder  # a plain diffusers folder is imported here, its scale calibrated on this scene's train views
+        ae = open_autoencoder(ae_dir, a.normalizer_scale, a.normalizer_target_std, a.normalizer_calibration_images,
+                              lambda: ([scene.subset("train").images], f"training views of {scene.root}"))
         data = prepare_latent(scene, ae, space, device)
     seed = params.seed
     field = build_method_field(args.method, data, method_cfg, aabb_half, seed).to(device)
