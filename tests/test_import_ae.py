@@ -156,3 +156,61 @@ def test_a_plain_folder_where_a_stage_cannot_calibrate_asks_for_import_ae(plain_
                  "--heldout", str(tmp_path), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and "igae import-ae" in err and "normalizer_scale" in err, err
+
+
+# ------------------------------------------------------------------ the pipeline's AE stages on top of it
+
+@pytest.fixture(scope="module")
+def smoke_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Training scenes, held-out scenes and photos made by the pipeline's own data stages (smoke preset)."""
+    root = tmp_path_factory.mktemp("smoke_data")
+    assert main(["select-objects", *SMOKE, "--out", str(root / "objects.json")]) == 0
+    for split in ("train", "heldout"):
+        assert main(["render-scenes", *SMOKE, "--objects", str(root / "objects.json"), "--set", split,
+                     "--out", str(root / split)]) == 0
+    assert main(["build-photos", *SMOKE, "--out", str(root / "photos")]) == 0
+    return {"root": root, "scenes": root / "train", "heldout": root / "heldout", "photos": root / "photos"}
+
+
+def _record(folder: Path) -> dict:
+    return json.loads((folder / "model" / "igae_autoencoder.json").read_text())
+
+
+def test_train_ae_calibrates_its_scale_and_igae_trains_on_an_imported_autoencoder(
+        smoke_data: dict[str, Path], plain_f8: Path) -> None:
+    d = smoke_data
+    data = ["--scenes", str(d["scenes"]), "--photos", str(d["photos"])]
+    # The standard AE: s calibrated on its training views after training (params.yaml: auto, 0.1).
+    assert main(["train-ae", *SMOKE, *data, "--out", str(d["root"] / "standard"),
+                 "--work", str(d["root"] / "standard.work")]) == 0
+    standard = _record(d["root"] / "standard")
+    calib, stats = standard["metadata"]["normalizer_calibration"], standard["metadata"]["latent_stats"]
+    assert calib["method"] == "bisection" and standard["normalizer"]["scale"] == calib["scale"] == stats["scale"]
+    assert abs(stats["normalized_std"] - 0.1) < 1e-3 and stats["images"] == 24  # 4 scenes x 6 train views
+    assert standard["metadata"]["origin"] == "trained"
+
+    # IG-AE on top of someone's f8 / 16-channel VAE (params describe a 4-channel f4 AE: not checked
+    # against an imported one).
+    imported = d["root"] / "imported"
+    assert main(["import-ae", *SMOKE, "--from", str(plain_f8), "--out", str(imported),
+                 "--calibrate-on", str(d["scenes"]), str(d["photos"])]) == 0
+    assert _record(imported)["metadata"]["latent_stats"]["images"] == 24 + 12  # train views + train photos
+    assert main(["train-igae", *SMOKE, "--ae", str(imported), *data, "--out", str(d["root"] / "igae"),
+                 "--work", str(d["root"] / "igae.work")]) == 0
+    igae = _record(d["root"] / "igae")
+    assert igae["latent_channels"] == 16 and igae["downsampling"] == 8
+    assert igae["normalizer"]["scale"] == _record(imported)["normalizer"]["scale"]  # the start AE's s, kept
+    assert igae["metadata"]["origin"] == "imported" and igae["metadata"]["start"] == str(imported)
+    assert igae["metadata"]["normalizer_calibration"] == _record(imported)["metadata"]["normalizer_calibration"]
+    assert igae["metadata"]["latent_stats"]["raw_std"] > 0  # measured after IG-AE training
+    assert torch.load(d["root"] / "igae" / "triplanes.pt", weights_only=False)["state_dict"]
+
+    # eval-ae reports the latent statistics on its evaluation images.
+    assert main(["eval-ae", *SMOKE, "--ae", str(d["root"] / "igae"), "--name", "igae", "--photos", str(d["photos"]),
+                 "--heldout", str(d["heldout"]), "--out", str(d["root"] / "eval")]) == 0
+    metrics = json.loads((d["root"] / "eval" / "metrics.json").read_text())
+    assert metrics["normalizer"]["scale"] == igae["normalizer"]["scale"]
+    assert set(metrics["latent_stats"]) == {"photos_test", "heldout_scene_views"}
+    for s in metrics["latent_stats"].values():
+        assert 0 < s["normalized_std"] < 1 and s["raw_std"] > 0 and s["scale"] == igae["normalizer"]["scale"]
+    assert metrics["latent_stats_training_views"] == igae["metadata"]["latent_stats"]

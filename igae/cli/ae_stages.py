@@ -140,12 +140,10 @@ def cmd_train_ae(args: argparse.Namespace) -> None:
 
 
 def cmd_finetune_ae(args: argparse.Namespace) -> None:
-    from igae.autoencoder.model import Autoencoder
+    from igae.autoencoder.importing import inherited_metadata
     from igae.autoencoder.perceptual import load_perceptual
     from igae.train.distributed import shutdown_distributed
     from igae.train.standard_ae import finetune_ae
-
-    from igae.autoencoder.importing import inherited_metadata
 
     params, device, ctx = _setup(args)
     load, views = _lazy_training_data(args)
@@ -157,8 +155,8 @@ def cmd_finetune_ae(args: argparse.Namespace) -> None:
                          params.igae.checkpoint_every, params.training.nan_policy, ctx)
     if ctx.is_main:
         meta = _metadata(params, "finetuned", {
-            **_latent_metadata(ae, bank.images, params, inherited), "steps": params.igae.joint.steps, "skipped_steps": result.skipped_steps,
-            "resumed_from": result.resumed_from, "perceptual_backend": perceptual.backend,
+            **_latent_metadata(ae, bank.images, params, inherited), "steps": params.igae.joint.steps,
+            "skipped_steps": result.skipped_steps, "resumed_from": result.resumed_from, "perceptual_backend": perceptual.backend,
             "data_sha256": _data_checksums(Path(args.scenes) / "manifest.json", Path(args.photos) / "manifest.json"),
         })
         _write_ae_output(args.out, ae, meta, Path(args.work) / "losses.csv")
@@ -166,12 +164,10 @@ def cmd_finetune_ae(args: argparse.Namespace) -> None:
 
 
 def cmd_train_igae(args: argparse.Namespace) -> None:
-    from igae.autoencoder.model import Autoencoder
+    from igae.autoencoder.importing import inherited_metadata
     from igae.autoencoder.perceptual import load_perceptual
     from igae.train.distributed import shutdown_distributed
     from igae.train.igae_trainer import make_triplane_field, save_field, train_igae
-
-    from igae.autoencoder.importing import inherited_metadata
 
     params, device, ctx = _setup(args)
     load, views = _lazy_training_data(args)
@@ -228,7 +224,6 @@ def _write_ae_output(out: str, ae, meta: dict[str, Any], losses: Path | None,
 
 
 def cmd_eval_ae(args: argparse.Namespace) -> None:
-    from igae.autoencoder.model import Autoencoder
     from igae.autoencoder.perceptual import load_perceptual
     from igae.data.photos import read_photo_set
     from igae.eval.ae_quality import evaluate_autoencoder, summarize
