@@ -124,6 +124,7 @@ def test_a_plain_diffusers_folder_and_an_imported_one_both_fit(plain_f8: Path, i
                      "--out", str(out), "--quiet"]) == 0
         m = json.loads((out / "metrics.json").read_text())
         assert m["render_size"] == [4, 4] and m["metrics"]["psnr"] > 0
+        assert m["normalizer"]["scale"] == _record(imported)["normalizer"]["scale"]
         assert torch.load(out / "latents.pt")["rendered"].shape == (2, 16, 4, 4)
     # Both fits saw the same normalised targets, so the same scale: identical results.
     a = json.loads((tmp_path / "imported" / "metrics.json").read_text())["metrics"]

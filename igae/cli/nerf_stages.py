@@ -111,6 +111,7 @@ def fit_one(args: argparse.Namespace, params, scene_dir: Path, out: Path, work: 
     metrics: dict[str, Any] = {
         "scene": scene.root.name, "scene_dir": str(scene_dir), "method": args.method, "space": space,
         "autoencoder": str(ae_dir) if ae_dir else None,
+        "normalizer": None if data.ae is None else {"scale": data.ae.normalizer.scale, "eps": data.ae.normalizer.eps},
         "metrics": {k: v["mean"] for k, v in summary.items()}, "metrics_summary": summary,
         "perceptual_backend": perceptual.backend, "evaluated_on": "test split of the scene (never trained on)",
         "test_views": view_names, "train_views": len(data.train_c2w),
