@@ -6,8 +6,8 @@ uses ``s = 0.02`` with Stable-Diffusion-type VAEs, whose raw latents have a std 
 ``1 / scaling_factor = 1 / 0.18215 = 5.5`` (diffusers picks ``scaling_factor`` so that
 ``scaling_factor * z`` has unit variance), so ``tanh(0.02 z)`` has a std of about 0.1.
 An autoencoder trained here has other raw latents (a std of about 1.1 was measured for the
-default standard AE before this calibration existed),
-and the same ``s`` would give about 0.02: L_latent 25x weaker than in the paper. With
+default standard AE before this calibration existed), and the same ``s`` would give about
+0.02: L_latent 25x weaker than in the paper. With
 ``autoencoder.normalizer_scale: auto`` every autoencoder gets the ``s`` that puts its
 normalised latents at ``autoencoder.normalizer_target_std`` instead.
 
