@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -147,7 +147,19 @@ class AutoencoderParams(_Section):
         "(e.g. ostris/vae-kl-f8-d16; needs the network)."
     )
     architecture: ArchitectureParams = Field(description="Used when pretrained is null.")
-    normalizer_scale: float = Field(gt=0, description="s in norm(z) = tanh(s z) (paper code: 0.02).")
+    normalizer_scale: Annotated[float, Field(gt=0)] | Literal["auto"] = Field(
+        description="s in norm(z) = tanh(s z). A number (paper code: 0.02), or auto: calibrated per AE "
+        "(train-ae on its training-scene views, import-ae on --calibrate-on images) so the normalised "
+        "latents' std is normalizer_target_std; recorded in the AE folder and used by every later stage."
+    )
+    normalizer_target_std: float = Field(
+        gt=0, lt=1,
+        description="Std of tanh(s z) that normalizer_scale auto aims at. 0.1: the paper's SD-VAE latents "
+        "(std about 1/0.18215) at s = 0.02.",
+    )
+    normalizer_calibration_images: int = Field(
+        ge=1, description="At most this many images (evenly spaced) are encoded to calibrate s and to log latent stats."
+    )
     perceptual: Literal["auto", "lpips", "stlpips"] = Field(
         description="auto: LPIPS (alex) when its backbone is cached, else ST-LPIPS (alex). Never random."
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import subprocess
@@ -37,18 +38,43 @@ def _setup(args: argparse.Namespace) -> tuple[Params, torch.device, Any]:
     return params, device, init_distributed(device, configure_precision(params.training.precision, device))
 
 
-def _load_stage_ae(folder: str | Path, params: Params):
-    """An AE output folder of this pipeline; its latent channels must be those params describe."""
-    from igae.autoencoder.model import Autoencoder
+def _load_stage_ae(folder: str | Path, params: Params, calibration_views: Callable[[], tuple[list[torch.Tensor], str]] | None = None):
+    """The AE that ``--ae`` names (see ``open_autoencoder``: an AE stage's or import-ae's output, or a
+    plain diffusers folder, calibrated on ``calibration_views()`` when its scale is auto).
 
-    model = Path(folder) / "model"
-    ae = Autoencoder.load(model)
-    expected = params.autoencoder.architecture.latent_channels
-    if params.autoencoder.pretrained is None and ae.latent_channels != expected:
+    The latent channels of an AE trained here from ``autoencoder.architecture`` must be those
+    params describe (a stale output otherwise); an imported or pretrained AE keeps its own.
+    """
+    from igae.autoencoder.importing import MODEL_SUBDIR, ORIGIN_TRAINED, open_autoencoder, origin_of
+
+    cfg = params.autoencoder
+    ae = open_autoencoder(folder, cfg.normalizer_scale, cfg.normalizer_target_std, cfg.normalizer_calibration_images,
+                          calibration_views)
+    expected = cfg.architecture.latent_channels
+    if origin_of(ae) == ORIGIN_TRAINED and cfg.pretrained is None and ae.latent_channels != expected:
+        where = Path(folder) / MODEL_SUBDIR if (Path(folder) / MODEL_SUBDIR).is_dir() else folder
         raise InputError(f"the autoencoder has {ae.latent_channels} latent channels but params "
-                         f"autoencoder.architecture.latent_channels is {expected} (retrain it or fix the params)",
-                         model)
+                         f"autoencoder.architecture.latent_channels is {expected}; an AE trained here from "
+                         "autoencoder.architecture must match it (retrain it or fix the params; an AE brought in "
+                         "with igae import-ae keeps its own channels)", where)
     return ae
+
+
+def _lazy_training_data(args: argparse.Namespace):
+    """``load()`` -> (views, photos), read once, on first call (after the AE loaded, so a bad
+    AE folder is reported first), and ``views()`` -> ``([views.images], description)`` to calibrate on."""
+    load = functools.cache(lambda: _load_training_data(args))
+    return load, lambda: ([load()[0].images], f"training-scene views ({args.scenes})")
+
+
+def _latent_metadata(ae, views: torch.Tensor, params: Params, inherited: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``latent_stats`` (raw and normalised latent std) of ``ae`` on its training views, plus what it inherited."""
+    from igae.autoencoder.calibration import measure_latents
+
+    stats = measure_latents(ae, [views], params.autoencoder.normalizer_calibration_images)
+    log(f"latents on training views: raw std {stats['raw_std']:.4g}, normalised std {stats['normalized_std']:.4g} "
+        f"(s = {ae.normalizer.scale:g})")
+    return {**(inherited or {}), "latent_stats": stats}
 
 
 def _load_training_data(args: argparse.Namespace):
@@ -85,42 +111,63 @@ def _dump(section: str) -> Callable[[Params], Any]:
 
 def cmd_train_ae(args: argparse.Namespace) -> None:
     def train(params: Params, device: torch.device, ctx: Any):
+        from igae.autoencoder.calibration import resolve_normalizer
+        from igae.autoencoder.importing import ORIGIN_PRETRAINED, ORIGIN_TRAINED, import_autoencoder
         from igae.autoencoder.model import AEArchitecture, Autoencoder
         from igae.autoencoder.perceptual import load_perceptual
         from igae.train.standard_ae import train_standard_ae
 
         cfg = params.autoencoder
+        load, views = _lazy_training_data(args)
         if cfg.pretrained is not None:
-            ae = Autoencoder.from_pretrained(cfg.pretrained, normalizer_scale=cfg.normalizer_scale)
-            return ae, {"trained_here": False, "pretrained": cfg.pretrained}, None
-        a = cfg.architecture
-        arch = AEArchitecture(tuple(a.block_out_channels), a.layers_per_block, a.latent_channels, a.norm_num_groups)
-        ae = Autoencoder.from_architecture(arch, seed=params.seed, normalizer_scale=cfg.normalizer_scale,
-                                          initial_logvar=params.train_ae.initial_logvar).to(device)
-        bank, photos = _load_training_data(args)
-        perceptual = load_perceptual(cfg.perceptual, device=device)
-        log(f"standard AE: {sum(p.numel() for p in ae.parameters()) / 1e6:.2f}M parameters, "
-            f"{len(bank)} scene views + {len(photos)} photos, perceptual {perceptual.backend}")
-        result = train_standard_ae(ae, bank.images, photos, params.train_ae, perceptual, params.seed, Path(args.work),
-                                   params.training.nan_policy, ctx)
-        return ae, {"trained_here": True, "steps": params.train_ae.steps, "skipped_steps": result.skipped_steps,
-                    "resumed_from": result.resumed_from, "perceptual_backend": perceptual.backend}, None
+            ae = import_autoencoder(cfg.pretrained, cfg.normalizer_scale, cfg.normalizer_target_std, views,
+                                    cfg.normalizer_calibration_images, origin=ORIGIN_PRETRAINED)
+            info = {"trained_here": False, "pretrained": cfg.pretrained, **ae.metadata}
+        else:
+            a = cfg.architecture
+            arch = AEArchitecture(tuple(a.block_out_channels), a.layers_per_block, a.latent_channels, a.norm_num_groups)
+            ae = Autoencoder.from_architecture(arch, seed=params.seed,
+                                               initial_logvar=params.train_ae.initial_logvar).to(device)
+            bank, photos = load()
+            perceptual = load_perceptual(cfg.perceptual, device=device)
+            log(f"standard AE: {sum(p.numel() for p in ae.parameters()) / 1e6:.2f}M parameters, "
+                f"{len(bank)} scene views + {len(photos)} photos, perceptual {perceptual.backend}")
+            result = train_standard_ae(ae, bank.images, photos, params.train_ae, perceptual, params.seed,
+                                       Path(args.work), params.training.nan_policy, ctx)
+            info = {"trained_here": True, "origin": ORIGIN_TRAINED, "steps": params.train_ae.steps,
+                    "skipped_steps": result.skipped_steps, "resumed_from": result.resumed_from,
+                    "perceptual_backend": perceptual.backend}
+            if ctx.is_main:  # s from the trained AE's latents of its training views (one calibration function)
+                record = resolve_normalizer(ae, cfg.normalizer_scale, cfg.normalizer_target_std, *views(),
+                                            max_images=cfg.normalizer_calibration_images)
+                info.update(normalizer_calibration=record, latent_stats=record["latent_stats"])
+        if ctx.is_main:
+            stats = info["latent_stats"]
+            log(f"normaliser s = {ae.normalizer.scale:g} ({info['normalizer_calibration']['method']}); "
+                f"raw latent std {stats['raw_std']:.4g}, normalised std {stats['normalized_std']:.4g}")
+        return ae, info, None
 
     _run_ae_stage(args, "standard", {k: _dump(k) for k in ("autoencoder", "train_ae", "training")}, train)
 
 
 def cmd_finetune_ae(args: argparse.Namespace) -> None:
     def train(params: Params, device: torch.device, ctx: Any):
+        from igae.autoencoder.importing import inherited_metadata
         from igae.autoencoder.perceptual import load_perceptual
         from igae.train.standard_ae import finetune_ae
 
-        ae = _load_stage_ae(args.ae, params).to(device)
-        bank, photos = _load_training_data(args)
+        load, views = _lazy_training_data(args)
+        ae = _load_stage_ae(args.ae, params, views).to(device)
+        inherited = inherited_metadata(ae, args.ae)
+        bank, photos = load()
         perceptual = load_perceptual(params.autoencoder.perceptual, device=device)
         result = finetune_ae(ae, bank.images, photos, params.igae.joint, perceptual, params.seed, args.work,
                              params.igae.checkpoint_every, params.training.nan_policy, ctx)
-        return ae, {"start": str(args.ae), "steps": params.igae.joint.steps, "skipped_steps": result.skipped_steps,
-                    "resumed_from": result.resumed_from, "perceptual_backend": perceptual.backend}, None
+        info = {"start": str(args.ae), "steps": params.igae.joint.steps, "skipped_steps": result.skipped_steps,
+                "resumed_from": result.resumed_from, "perceptual_backend": perceptual.backend}
+        if ctx.is_main:
+            info = {**_latent_metadata(ae, bank.images, params, inherited), **info}
+        return ae, info, None
 
     recorded = {k: _dump(k) for k in ("autoencoder", "training")}
     recorded["igae.joint"] = lambda p: {k: getattr(p.igae.joint, k) for k in FINETUNE_JOINT_KEYS}
@@ -130,11 +177,14 @@ def cmd_finetune_ae(args: argparse.Namespace) -> None:
 
 def cmd_train_igae(args: argparse.Namespace) -> None:
     def train(params: Params, device: torch.device, ctx: Any):
+        from igae.autoencoder.importing import inherited_metadata
         from igae.autoencoder.perceptual import load_perceptual
         from igae.train.igae_trainer import make_triplane_field, save_field, train_igae
 
-        ae = _load_stage_ae(args.ae, params).to(device)
-        bank, photos = _load_training_data(args)
+        load, views = _lazy_training_data(args)
+        ae = _load_stage_ae(args.ae, params, views).to(device)
+        inherited = inherited_metadata(ae, args.ae)
+        bank, photos = load()
         perceptual = load_perceptual(params.autoencoder.perceptual, device=device)
         field = make_triplane_field(bank.num_scenes, params.igae.triplane, ae.latent_channels,
                                     params.scenes.object_box, params.seed)
@@ -147,8 +197,11 @@ def cmd_train_igae(args: argparse.Namespace) -> None:
             save_field(tmp / "triplanes.pt", field, params.igae.triplane, {"scenes": bank.scene_names, "seed": params.seed})
             _save_training_renders(tmp / "renders", ae, field, bank, params)
 
-        return ae, {"start": str(args.ae), "skipped_steps": result.skipped_steps, "resumed_from": result.resumed_from,
-                    "perceptual_backend": perceptual.backend, "scenes": bank.scene_names}, extra
+        info = {"start": str(args.ae), "skipped_steps": result.skipped_steps, "resumed_from": result.resumed_from,
+                "perceptual_backend": perceptual.backend, "scenes": bank.scene_names}
+        if ctx.is_main:
+            info = {**_latent_metadata(ae, bank.images, params, inherited), **info}
+        return ae, info, extra
 
     recorded = {k: _dump(k) for k in ("autoencoder", "igae", "training")}
     recorded["scenes.object_box"] = lambda p: p.scenes.object_box
@@ -166,12 +219,14 @@ def _save_training_renders(folder: Path, ae, field, bank, params: Params) -> Non
         save_png_atomic(folder / f"{bank.scene_names[s]}.png", grid.permute(1, 2, 0).numpy())
 
 
-def _write_ae_output(out: str, ae, meta: dict[str, Any], losses: Path,
+def _write_ae_output(out: str, ae, meta: dict[str, Any], losses: Path | None,
                      extra: Callable[[Path], None] | None = None) -> None:
     """``out/model`` (diffusers format + igae_autoencoder.json), ``out/losses.csv``, extras; atomically."""
+    from igae.autoencoder.importing import MODEL_SUBDIR
+
     with atomic_dir(out) as tmp:
-        ae.save(tmp / "model", metadata=meta)
-        if losses.exists():
+        ae.save(tmp / MODEL_SUBDIR, metadata=meta)
+        if losses is not None and losses.exists():
             shutil.copyfile(losses, tmp / "losses.csv")
         else:  # a pretrained AE that was not trained here
             (tmp / "losses.csv").write_text("step,phase\n")
@@ -203,7 +258,7 @@ def cmd_eval_ae(args: argparse.Namespace) -> None:
         "heldout_scene_views": (heldout.images[pick], [f"{heldout.scene_names[heldout.scene_index[i]]}/view_{int(i)}" for i in pick]),
     }
     meta = {"autoencoder": args.name, "ae_folder": str(args.ae), "seed": params.seed,
-            "provenance": provenance(params.seed, device=str(device))}
+            "provenance": provenance(params.seed, device=str(device)), **_eval_latent_stats(ae, sets, limit)}
     triplanes = Path(args.ae) / "triplanes.pt"
     if triplanes.exists() and args.scenes:
         meta["triplane_fit_training_views"] = triplane_fit_quality(ae, triplanes, args.scenes, limit,
@@ -214,6 +269,20 @@ def cmd_eval_ae(args: argparse.Namespace) -> None:
             f"{result['perceptual_backend']} {m.get('perceptual', {}).get('mean', float('nan')):.4f}")
     if "triplane_fit_training_views" in meta:
         log(f"{args.name} tri-plane fit on training views: PSNR {meta['triplane_fit_training_views']['psnr']['mean']:.2f} dB")
+
+
+def _eval_latent_stats(ae, sets: dict[str, tuple[torch.Tensor, list[str]]], limit: int) -> dict[str, Any]:
+    """The AE's normaliser and its raw / normalised latent statistics, on each evaluation set and on its
+    training views (as recorded when it was made), for ``metrics.json``."""
+    from igae.autoencoder.calibration import measure_latents
+
+    per_set = {name: measure_latents(ae, [images], limit) for name, (images, _) in sets.items()}
+    for name, stats in per_set.items():
+        log(f"{name}: raw latent std {stats['raw_std']:.4g}, normalised std {stats['normalized_std']:.4g} "
+             f"(s = {ae.normalizer.scale:g})")
+    return {"normalizer": {"scale": ae.normalizer.scale, "eps": ae.normalizer.eps,
+                           "calibration": ae.metadata.get("normalizer_calibration")},
+            "latent_stats": per_set, "latent_stats_training_views": ae.metadata.get("latent_stats")}
 
 
 def register(sub: argparse._SubParsersAction, add_params_args: Callable[[argparse.ArgumentParser], None]) -> None:

@@ -57,7 +57,7 @@ def cmd_fit_nerf(args: argparse.Namespace) -> None:
 
 def fit_one(args: argparse.Namespace, params, scene_dir: Path, out: Path, work: Path, threads: int) -> None:
     """Fit, evaluate and write one scene's outputs (``out`` is replaced atomically)."""
-    from igae.autoencoder.model import Autoencoder
+    from igae.autoencoder.importing import open_autoencoder
     from igae.autoencoder.perceptual import load_perceptual
     from igae.data.scene import read_scene
     from igae.eval.ae_quality import summarize, write_per_image_csv
@@ -85,7 +85,9 @@ def fit_one(args: argparse.Namespace, params, scene_dir: Path, out: Path, work: 
     else:
         ae_dir = Path(args.autoencoder)
         space = args.space_name or ae_dir.name
-        ae = Autoencoder.load(ae_dir / "model")
+        a = params.autoencoder  # a plain diffusers folder is imported here, its scale calibrated on this scene's train views
+        ae = open_autoencoder(ae_dir, a.normalizer_scale, a.normalizer_target_std, a.normalizer_calibration_images,
+                              lambda: ([scene.subset("train").images], f"training views of {scene.root}"))
         data = prepare_latent(scene, ae, space, device)
     seed = params.seed
     field = build_method_field(args.method, data, method_cfg, aabb_half, seed).to(device)
@@ -109,6 +111,7 @@ def fit_one(args: argparse.Namespace, params, scene_dir: Path, out: Path, work: 
     metrics: dict[str, Any] = {
         "scene": scene.root.name, "scene_dir": str(scene_dir), "method": args.method, "space": space,
         "autoencoder": str(ae_dir) if ae_dir else None,
+        "normalizer": None if data.ae is None else {"scale": data.ae.normalizer.scale, "eps": data.ae.normalizer.eps},
         "metrics": {k: v["mean"] for k, v in summary.items()}, "metrics_summary": summary,
         "perceptual_backend": perceptual.backend, "evaluated_on": "test split of the scene (never trained on)",
         "test_views": view_names, "train_views": len(data.train_c2w),
@@ -191,9 +194,9 @@ def cmd_build_extensions(args: argparse.Namespace) -> None:
     if args.out:
         write_json_atomic(args.out, record)
     if status.available:
-        _log(f"nerfacc's CUDA extension is ready ({status.build_dir})")
+        log(f"nerfacc's CUDA extension is ready ({status.build_dir})")
     else:
-        _log(f"nerfacc's CUDA extension is unavailable: {status.reason}; occupancy sampling on CUDA uses the torch "
+        log(f"nerfacc's CUDA extension is unavailable: {status.reason}; occupancy sampling on CUDA uses the torch "
              f"march (nerf.occupancy.backend: auto)")
         if args.require:
             raise InputError(f"nerfacc's CUDA extension is required (--require) but unavailable: {status.reason}")

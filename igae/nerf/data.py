@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from igae.autoencoder.model import Autoencoder
-from igae.autoencoder.normalizer import background_latent, encode_normalized
+from igae.autoencoder.latents import background_latent, encode_normalized
 from igae.data.scene import Scene
 from igae.errors import InputError
 from igae.geometry import scale_intrinsics

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from igae.autoencoder.model import Autoencoder
-from igae.autoencoder.normalizer import background_latent, encode_normalized
+from igae.autoencoder.latents import background_latent, encode_normalized
 from igae.autoencoder.perceptual import PerceptualMetric
 from igae.config import IGAEParams, TriplaneParams
 from igae.fields.sampling import CoarseToFineSampler
