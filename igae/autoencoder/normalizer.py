@@ -105,12 +105,17 @@ def background_latent(
 
 
 @torch.no_grad()
-def encode_normalized(ae: "Autoencoder", images: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
+def encode_normalized(
+    ae: "Autoencoder", images: torch.Tensor, batch_size: int = 32, noise: torch.Tensor | None = None
+) -> torch.Tensor:
     """``norm(E(x))`` (posterior mean) of ``images`` ``(N, 3, H, W)`` -> ``(N, C, h, w)`` on CPU,
-    ``batch_size`` images per encoder call (bounded memory); the AE's train/eval mode is kept."""
+    ``batch_size`` images per encoder call (bounded memory); the AE's train/eval mode is kept.
+    With ``noise`` ``(N, C, h, w)`` (standard normal), the posterior sample ``mean + std * noise``
+    of each image instead of the mean."""
     was_training = ae.training
     ae.eval()
-    out = [ae.normalizer.normalize(ae.encode(images[i : i + batch_size].to(ae.device))).cpu()
+    out = [ae.normalizer.normalize(ae.encode(images[i : i + batch_size].to(ae.device),
+                                             noise=None if noise is None else noise[i : i + batch_size])).cpu()
            for i in range(0, len(images), batch_size)]
     ae.train(was_training)
     return torch.cat(out)

@@ -86,7 +86,7 @@ def fit_one(args: argparse.Namespace, params, scene_dir: Path, out: Path, work: 
         ae_dir = Path(args.autoencoder)
         space = args.space_name or ae_dir.name
         ae = Autoencoder.load(ae_dir / "model")
-        data = prepare_latent(scene, ae, space, device)
+        data = prepare_latent(scene, ae, space, device, cfg.posterior, params.seed)
     seed = params.seed
     field = build_method_field(args.method, data, method_cfg, aabb_half, seed).to(device)
     sampler = build_sampler(cfg, field, device)
