@@ -76,7 +76,7 @@ class TriplaneField(Field):
         density_activation: ``"softplus"`` (default) or ``"trunc_exp"``.
         density_bias: added to the raw density before the activation.
         init_std: standard deviation of the initial (normal) plane values (0.1: the per-scene
-            ``triplane`` NeRF method; IG-AE passes ``igae.triplane.init_std``, the reference's 1).
+            ``triplane`` NeRF method; IG-AE passes ``igae.triplane.init_std``; the reference uses 1).
         seed: seeds the plane and MLP initialisation (independent of the global RNG).
 
     Parameters: ``triplanes`` (``num_scenes`` tensors ``(3, F, R, R)``; :attr:`planes` stacks
