@@ -190,15 +190,21 @@ class TriplaneParams(_Section):
     hidden: int = Field(ge=4, description="Width of the shared decoder MLP.")
     coarse_samples: int = Field(ge=2, description="Stratified samples per ray.")
     fine_samples: int = Field(ge=0, description="Importance samples per ray.")
+    init_std: float = Field(gt=0, description="Std of the planes' normal initialisation (reference: 1).")
 
 
 class WarmupParams(_Section):
     steps: int = Field(ge=0)
     views_per_batch: int = Field(ge=1)
     lr: float = Field(gt=0, description="Tri-planes and MLP (paper: 1e-3).")
-    lr_decay: float = Field(gt=0, le=1)
+    lr_decay: float = Field(
+        gt=0, le=1, description="Learning-rate factor per epoch (one pass over the training views: "
+        "ceil(views / views_per_batch) steps), applied at epoch ends as in the reference (0.988032).")
+    freeze_mlp_fraction: float = Field(
+        ge=0, le=1, description="The shared MLP's lr is 0 for this last fraction of the warm-up (reference: 0.1).")
     latent: float = Field(ge=0, description="Weight of L_latent.")
-    tv: float = Field(ge=0, description="Weight of the tri-plane TV.")
+    tv: float = Field(ge=0, description="Weight of the tri-plane TV, computed as the reference does: summed over "
+                      "the batch's views, divided by (H + W) (TriplaneField.tv_batch).")
 
 
 class JointParams(_Section):
@@ -207,17 +213,21 @@ class JointParams(_Section):
     photos_per_batch: int = Field(ge=0)
     lr_ae: float = Field(gt=0, description="Encoder and decoder (paper: 5e-5).")
     lr_triplane: float = Field(gt=0, description="Tri-planes and MLP (paper: 1e-4).")
-    lr_decay: float = Field(gt=0, le=1)
-    latent: float = Field(ge=0)
-    rgb: float = Field(ge=0)
-    ae_synthetic: float = Field(ge=0)
-    ae_real_mse: float = Field(ge=0)
-    ae_real_perceptual: float = Field(ge=0)
-    tv: float = Field(ge=0)
+    lr_decay: float = Field(gt=0, le=1, description="Learning-rate factor per epoch (see igae.warmup.lr_decay); "
+                            "also the fine-tuning ablation's.")
+    posterior: Literal["sample", "mean"] = Field(
+        description="Latent of a view or photo in the AE terms: a seeded posterior sample (the reference's "
+        "latent_dist.sample()) or the posterior mean. Also the fine-tuning ablation's.")
+    latent: float = Field(ge=0, description="Weight of L_latent = MSE(norm(z), render).")
+    rgb: float = Field(ge=0, description="Weight of L_rgb, an MSE on [-1, 1] images as in the reference.")
+    ae_synthetic: float = Field(ge=0, description="Weight of MSE(D(z), x) on scene views, [-1, 1] images.")
+    ae_real_mse: float = Field(ge=0, description="Weight of MSE(D(z), x) on real photos, [-1, 1] images.")
+    ae_real_perceptual: float = Field(ge=0, description="Weight of the perceptual distance on real photos.")
+    tv: float = Field(ge=0, description="Weight of the tri-plane TV (see igae.warmup.tv).")
 
 
-FINETUNE_JOINT_KEYS = ("steps", "views_per_batch", "photos_per_batch", "lr_ae", "lr_decay", "ae_synthetic",
-                       "ae_real_mse", "ae_real_perceptual")
+FINETUNE_JOINT_KEYS = ("steps", "views_per_batch", "photos_per_batch", "lr_ae", "lr_decay", "posterior",
+                       "ae_synthetic", "ae_real_mse", "ae_real_perceptual")
 """The ``igae.joint`` keys the fine-tuning ablation reads (the joint phase without tri-planes: no
 ``latent``, ``rgb``, ``tv`` or ``lr_triplane``)."""
 
@@ -282,7 +292,10 @@ class NerfStage1Params(_Section):
 class NerfStage2Params(_Section):
     steps: int = Field(ge=0, description="RGB-alignment steps: whole latent views decoded by a per-scene decoder copy.")
     views_per_batch: int = Field(ge=1, description="Whole training views per step.")
-    lr_decoder: float = Field(gt=0, description="Learning rate of the per-scene decoder copy.")
+    lr_decoder: float = Field(gt=0, description="Learning rate of the per-scene decoder copy at the start of stage 2.")
+    lr_decoder_end_factor: float = Field(
+        gt=0, le=1, description="The decoder copy's lr decays exponentially per step to lr_decoder x this at the "
+        "end of stage 2 (latent-nerfstudio: 0.99969 per step over 15000 steps = 0.0095).")
     latent_weight: float = Field(ge=0, description="Weight the stage-1 latent loss keeps in stage 2 (paper code: 0).")
 
 
@@ -307,6 +320,9 @@ class NerfParams(_Section):
     sampler: Literal["occupancy", "coarse_to_fine"] = Field(
         description="occupancy: empty-space skipping (nerfacc on CUDA, torch on CPU); coarse_to_fine: NeRF's hierarchical sampling.")
     samples_per_ray: int = Field(ge=2, description="Samples per ray (coarse_to_fine: split half coarse, half fine).")
+    posterior: Literal["sample", "mean"] = Field(
+        description="Latent fits' cached targets: one seeded posterior sample per training view (latent-nerfstudio) "
+        "or the posterior mean.")
     occupancy: OccupancyParams
     stage1: NerfStage1Params
     stage2: NerfStage2Params

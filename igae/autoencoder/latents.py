@@ -57,22 +57,27 @@ def background_latent(
 
 @torch.no_grad()
 def encode_latents(ae: Autoencoder, images: torch.Tensor, batch_size: int = 32,
-                   normalized: bool = False) -> torch.Tensor:
+                   normalized: bool = False, noise: torch.Tensor | None = None) -> torch.Tensor:
     """Posterior-mean latents of ``images`` ``(N, 3, H, W)`` in [0, 1] -> ``(N, C, h, w)`` on CPU.
 
     ``batch_size`` images per encoder call (bounded memory); the AE's train/eval mode is
     kept. ``normalized`` applies ``ae.normalizer.normalize`` on the AE's device, batch by batch.
+    With ``noise`` ``(N, C, h, w)`` (standard normal), each image's posterior sample
+    ``mean + std * noise`` instead of the mean.
     """
     was_training = ae.training
     ae.eval()
     out = []
     for i in range(0, len(images), batch_size):
-        z = ae.encode(images[i : i + batch_size].to(ae.device))
+        z = ae.encode(images[i : i + batch_size].to(ae.device),
+                      noise=None if noise is None else noise[i : i + batch_size])
         out.append((ae.normalizer.normalize(z) if normalized else z).cpu())
     ae.train(was_training)
     return torch.cat(out)
 
 
-def encode_normalized(ae: Autoencoder, images: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
-    """``norm(E(x))`` (posterior mean) of ``images`` ``(N, 3, H, W)`` -> ``(N, C, h, w)`` on CPU."""
-    return encode_latents(ae, images, batch_size, normalized=True)
+def encode_normalized(ae: Autoencoder, images: torch.Tensor, batch_size: int = 32,
+                      noise: torch.Tensor | None = None) -> torch.Tensor:
+    """``norm(E(x))`` of ``images`` ``(N, 3, H, W)`` -> ``(N, C, h, w)`` on CPU: the posterior mean,
+    or with ``noise`` the posterior sample (see :func:`encode_latents`)."""
+    return encode_latents(ae, images, batch_size, normalized=True, noise=noise)

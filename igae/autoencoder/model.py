@@ -189,6 +189,7 @@ class Autoencoder(nn.Module):
         images: torch.Tensor,
         sample: bool = False,
         generator: torch.Generator | None = None,
+        noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Encode images to raw latents.
 
@@ -196,15 +197,20 @@ class Autoencoder(nn.Module):
             images: ``(N, 3, H, W)`` in [0, 1].
             sample: draw ``mean + std * eps`` (KL training) instead of returning the mean.
             generator: for the sample; must live on the model's device.
+            noise: ``(N, C, H/f, W/f)`` standard-normal ``eps`` of a sample, drawn by the caller
+                (e.g. on the CPU from a seeded generator, the same on every device); implies a
+                sample (diffusers' ``latent_dist.sample()`` with this ``eps``).
 
         Returns:
-            ``(N, C, H/f, W/f)`` raw latents (deterministic posterior mean by default).
+            ``(N, C, H/f, W/f)`` raw latents (deterministic posterior mean by default),
+            differentiable in the mean and the std.
         """
         mean, logvar = self.encode_posterior(images)
-        if not sample:
+        if noise is None and not sample:
             return mean
-        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        return mean + torch.exp(0.5 * logvar) * noise
+        if noise is None:
+            noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        return mean + torch.exp(0.5 * logvar) * noise.to(mean.device)
 
     def decode(self, latents: torch.Tensor, clamp: bool = False) -> torch.Tensor:
         """Decode raw latents to images.

@@ -88,7 +88,7 @@ def fit_one(args: argparse.Namespace, params, scene_dir: Path, out: Path, work: 
         a = params.autoencoder  # a plain diffusers folder is imported here, its scale calibrated on this scene's train views
         ae = open_autoencoder(ae_dir, a.normalizer_scale, a.normalizer_target_std, a.normalizer_calibration_images,
                               lambda: ([scene.subset("train").images], f"training views of {scene.root}"))
-        data = prepare_latent(scene, ae, space, device)
+        data = prepare_latent(scene, ae, space, device, cfg.posterior, params.seed)
     seed = params.seed
     field = build_method_field(args.method, data, method_cfg, aabb_half, seed).to(device)
     sampler = build_sampler(cfg, field, device)
