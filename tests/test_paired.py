@@ -72,3 +72,18 @@ def test_paired_table_has_one_row_per_comparison_method_metric() -> None:
     assert list(table["comparison"]) == ["igae - standard", "igae - rgb"]  # no finetuned fits: left out
     row = table.iloc[0]
     assert row["mean"] == pytest.approx(1.0) and row["n"] == 3
+
+
+def test_sentences_follow_the_sign_and_the_interval() -> None:
+    from igae.report.findings import difference_sentence
+
+    labels = {"igae": "IG-AE", "standard": "Standard AE"}
+    base = {"a": "igae", "b": "standard", "level": 0.95, "n": 8}
+    better = difference_sentence({**base, "metric": "psnr", "mean": 1.2, "lo": 0.4, "hi": 2.0}, labels, "K-Planes")
+    assert "+1.20 dB" in better and "IG-AE is better" in better and "95% CI +0.40 dB to +2.00 dB, 8 scenes" in better
+    unclear = difference_sentence({**base, "metric": "psnr", "mean": 0.3, "lo": -0.2, "hi": 0.8}, labels, "K-Planes")
+    assert "no detectable difference" in unclear
+    # Lower is better for the perceptual metric: a positive difference means worse.
+    worse = difference_sentence({**base, "metric": "perceptual", "mean": 0.02, "lo": 0.01, "hi": 0.03}, labels,
+                                "K-Planes", perceptual_label="ST-LPIPS (alex)")
+    assert "ST-LPIPS (alex)" in worse and "IG-AE is worse" in worse
