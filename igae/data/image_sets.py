@@ -10,7 +10,8 @@ import torch
 
 from igae.data.photo_sources import PHOTO_SUFFIXES
 from igae.data.photos import MANIFEST, read_photo_set
-from igae.data.scene import image_size, load_images, read_scene
+from igae.data.scene import read_scene
+from igae.data.scene_common import image_size, load_images
 from igae.errors import InputError
 
 _SCENE_FILES = ("transforms.json", "transforms_train.json")
