@@ -104,7 +104,7 @@ def test_joint_step_terms_equal_the_reference_formulas(tmp_path: Path) -> None:
     """Step 0 of the joint phase recomputed with the reference's formulas (k-kassab/igae,
     ae/trainers.py): z = latent_dist.sample(), image MSEs on [-1, 1] images, TV summed over the
     batch's views / (H + W). The finetune ablation sees the same batch and samples."""
-    from igae.autoencoder.normalizer import background_latent
+    from igae.autoencoder.latents import background_latent
     from igae.seeding import derive_seed
     from igae.train.data import draw, step_generator
     from igae.train.igae_trainer import LatentRenderer
