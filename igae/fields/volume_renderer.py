@@ -65,6 +65,12 @@ def render_rays(
     live = (t_ends > t_starts).any(dim=1)  # (R,) rays with some sampled length
     if not bool(live.all()):
         return _render_live_rays(field_fn, origins, dirs, t_starts, t_ends, background, scene_index, live)
+    return _composite(field_fn, origins, dirs, t_starts, t_ends, background, scene_index)
+
+
+def _composite(field_fn: FieldFn, origins: Tensor, dirs: Tensor, t_starts: Tensor, t_ends: Tensor,
+               background: Tensor, scene_index: SceneIndex) -> dict[str, Tensor]:
+    """:func:`render_rays` with the field evaluated at every sample of every ray."""
     mid = (t_starts + t_ends) * 0.5
     points = origins[:, None, :] + dirs[:, None, :] * mid[..., None]  # (R, S, 3)
     sigmas, feats = field_fn(points, dirs[:, None, :].expand_as(points), scene_index)
@@ -93,20 +99,18 @@ def _render_live_rays(field_fn: FieldFn, origins: Tensor, dirs: Tensor, t_starts
     """
     r, s = t_starts.shape
     idx = live.nonzero().squeeze(1)
+    if not idx.numel():
+        # Still composite one (empty) ray: its output is the background all the same, and the
+        # result stays attached to the field, so a training loss over only empty rays has a
+        # (zero) gradient instead of failing in backward.
+        idx = torch.zeros(1, dtype=torch.long, device=t_starts.device)
     sub_scene = scene_index[idx] if isinstance(scene_index, Tensor) and scene_index.dim() > 0 else scene_index
-    if idx.numel():
-        part = render_rays(field_fn, origins[idx], dirs[idx], t_starts[idx], t_ends[idx], background, sub_scene)
-        channels = part["features"].shape[-1]
-    else:  # no live ray: the field's channel count comes from the background
-        part = None
-        channels = background.shape[-1]
+    part = _composite(field_fn, origins[idx], dirs[idx], t_starts[idx], t_ends[idx], background, sub_scene)
     dtype = t_starts.dtype
-    features = background.to(dtype).expand(r, channels)
+    features = background.to(dtype).expand(r, part["features"].shape[-1])
     zeros1 = torch.zeros(r, 1, dtype=dtype, device=t_starts.device)
     out = {"features": features, "opacity": zeros1, "depth": zeros1,
            "weights": torch.zeros(r, s, dtype=dtype, device=t_starts.device)}
-    if part is None:
-        return {k: v.clone() for k, v in out.items()}
     return {k: v.index_put((idx,), part[k]) for k, v in out.items()}
 
 
