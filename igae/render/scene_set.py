@@ -12,12 +12,15 @@ from igae.assets.base import ObjectRecord, ObjectSource
 from igae.data.scene import write_scene
 from igae.errors import InputError
 from igae.geometry import focal_from_fov
-from igae.io import atomic_dir, write_json_atomic
+from igae.io import atomic_dir, check_replaceable, write_json_atomic
 from igae.provenance import provenance
 from igae.render.cameras import sample_cameras
 from igae.render.normalize import normalize_parts
 from igae.render.raycast import MeshRenderer, render_views
 from igae.seeding import derive_seed
+
+
+MANIFEST = "manifest.json"
 
 
 def scene_id(index: int) -> str:
@@ -30,6 +33,26 @@ def test_view_indices(views: int, test_views: int) -> list[int]:
     if test_views == 0:
         return []
     return sorted({int(i) for i in np.linspace(0, views - 1, test_views).round()})
+
+
+def check_own_scene_set(out_dir: Path) -> None:
+    """InputError unless ``out_dir`` is absent, empty, or a scene set rendered here whose
+    ``manifest.json`` lists every scene folder in it (anything else would be deleted on replace)."""
+    manifest = out_dir / MANIFEST
+    owned: list[str] = []
+    if manifest.is_file():
+        try:
+            data = json.loads(manifest.read_text())
+            owned = [str(e["scene_id"]) for e in data["scenes"]]
+            data["provenance"]["versions"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise InputError("not a scene-set manifest written by igae render-scenes; refusing to replace a "
+                             "folder that may hold scenes it did not render", manifest) from None
+    try:
+        check_replaceable(out_dir, MANIFEST, owned)
+    except InputError as err:
+        raise InputError(f"{err} (to benchmark your own scenes, leave them where they are and set "
+                         "scenes.heldout.source: folder and scenes.heldout.folder: <their folder>)") from None
 
 
 def render_scene_set(
@@ -56,12 +79,15 @@ def render_scene_set(
     Each scene gets its own seeded cameras on the sphere band, normalised geometry
     (centred, longest side ``object_box``), and a train/test split recorded in its
     ``transforms.json``. The whole set is written atomically: an interrupted run
-    leaves the previous set (or nothing), never a partial one.
+    leaves the previous set (or nothing), never a partial one. An existing ``out_dir`` is
+    replaced only when it is a set this function wrote (its manifest lists every entry), so
+    scenes someone put there are never deleted (:func:`check_own_scene_set`).
 
     Returns:
         The manifest: per scene its id, object record (licence and creator included),
         view counts, split and image checksums; plus totals and provenance.
     """
+    check_own_scene_set(Path(out_dir))
     width = height = resolution
     focal = focal_from_fov(fov_deg, width)
     intrinsics = np.array([focal, focal, width / 2.0, height / 2.0])
@@ -112,7 +138,7 @@ def render_scene_set(
             "totals": {"scenes": len(entries), "views": views * len(entries)},
             "provenance": provenance(seed, params=params_snapshot or {}),
         }
-        write_json_atomic(tmp / "manifest.json", manifest)
+        write_json_atomic(tmp / MANIFEST, manifest)
     if progress:
         progress(f"{set_name}: {len(entries)} scenes in {time.perf_counter() - started:.1f} s")
     return manifest
