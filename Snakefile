@@ -10,6 +10,7 @@ import sys
 from snakemake.utils import validate
 
 from igae.config import load_params
+from igae.render.scene_set import heldout_scene_ids
 
 sys.path.insert(0, f"{workflow.basedir}/workflow")
 from stages import snakemake_shell  # noqa: E402  the stage table: commands shared with dvc.yaml
@@ -49,7 +50,7 @@ AES = ["standard", "finetuned", "igae"]
 TRAIN_DATA = ["data/scenes/train/manifest.json", "data/photos/manifest.json"]
 
 
-HELDOUT = [f"scene_{i:03d}" for i in range(P.scenes.heldout.count)]
+HELDOUT = heldout_scene_ids(P.scenes)  # scene_000.. rendered, or one per scene of scenes.heldout.folder
 FITS = expand("results/nerf/{space}/{method}/{scene}/metrics.json",
               space=["rgb", *P.nerf.autoencoders], method=P.nerf.methods, scene=HELDOUT)
 

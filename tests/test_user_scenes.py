@@ -222,3 +222,90 @@ def test_render_scenes_never_replaces_a_folder_holding_scenes_it_did_not_render(
     with pytest.raises(InputError, match="my_scene"):
         check_own_scene_set(heldout)
     assert sorted(p.name for p in mine.rglob("*")) == before
+
+
+def _tree(root: Path) -> dict[str, str]:
+    from igae.io import sha256_file
+
+    return {p.relative_to(root).as_posix(): sha256_file(p) if p.is_file() else "dir" for p in sorted(root.rglob("*"))}
+
+
+SCENES_EDITS = [("resolution", 48), ("supersample", 1), ("background", [0.0, 0.0, 0.0]), ("object_box", 0.8),
+                ("radius", 3.0), ("fov_deg", 30.0), ("elevation_deg", [0.0, 45.0]), ("train.count", 3),
+                ("train.views", 6), ("train.test_views", 1), ("heldout.count", 5), ("heldout.views", 12),
+                ("heldout.test_views", 3), ("heldout.source", "render"), ("heldout.folder", "OTHER")]
+
+
+def test_a_user_scene_set_survives_a_change_of_every_scenes_key_and_a_rerun(tmp_path: Path) -> None:
+    import shutil
+
+    import yaml
+
+    from test_nerf_fit import write_blender_ball
+
+    user = tmp_path / "my_scenes"
+    write_nerfstudio_ball(user / "chair", 32, 32)
+    write_blender_ball(user / "lego", 32)
+    (user / "notes.txt").write_text("not a scene")
+    other = tmp_path / "other_scenes"
+    write_nerfstudio_ball(other / "mug", 32, 32)
+    before, other_before = _tree(user), _tree(other)
+    objects = tmp_path / "objects.json"
+    objects.write_text(json.dumps({"sets": {"heldout": []}}))
+    out = tmp_path / "data" / "scenes" / "heldout"
+    base = yaml.safe_load((REPO / "params.yaml").read_text())
+    base["scenes"]["heldout"].update(source="folder", folder=str(user))
+    shutil.copytree(REPO / "presets", tmp_path / "presets")
+
+    def render_heldout(edit: tuple[str, object] | None) -> None:
+        p = json.loads(json.dumps(base))
+        if edit is not None:
+            *path, key = edit[0].split(".")
+            section = p["scenes"]
+            for part in path:
+                section = section[part]
+            section[key] = str(other) if edit[1] == "OTHER" else edit[1]
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+        assert main(["render-scenes", "--params", str(tmp_path / "params.yaml"), "--preset", "smoke", "--objects",
+                     str(objects), "--set", "heldout", "--out", str(out)]) == 0
+
+    render_heldout(None)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [e["name"] for e in manifest["scenes"]] == ["chair", "lego"] and manifest["source"] == "folder"
+    assert _tree(out / "scene_000") == _tree(user / "chair")  # the pipeline works on its own copies
+    for edit in SCENES_EDITS:
+        render_heldout(edit)
+        assert _tree(user) == before, edit
+        assert _tree(other) == other_before, edit
+    render_heldout(None)  # and a rerun with the same params
+    assert _tree(user) == before
+    # The benchmark's fits run over the imported set as over a rendered one.
+    assert main(["fit-nerf", "--params", str(tmp_path / "params.yaml"), "--preset", "smoke", "--scene-set", str(out),
+                 "--autoencoder", "rgb", "--method", "vanilla", "--out", str(tmp_path / "fits"), "--quiet"]) == 0
+    assert sorted(p.name for p in (tmp_path / "fits").iterdir()) == ["scene_000", "scene_001"]
+    assert _tree(user) == before
+
+
+def test_the_workflow_plans_the_user_scenes_and_writes_nothing_into_their_folder(tmp_path: Path) -> None:
+    import re
+    import subprocess
+    import sys
+
+    import yaml
+
+    from test_workflow import _copy_workflow, _env
+
+    user = tmp_path / "my_scenes"
+    for name in ("a", "b", "c"):
+        write_nerfstudio_ball(user / name, 32, 32)
+    work = _copy_workflow(REPO, tmp_path / "wf")
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["scenes"]["heldout"].update(source="folder", folder=str(user))
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--config", "preset=smoke"],
+                          cwd=work, env=_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout + proc.stderr
+    fits = set(re.findall(r"results/nerf/rgb/vanilla/(scene_\d+)/metrics.json", text))
+    assert fits == {"scene_000", "scene_001", "scene_002"}
+    assert str(user) not in text  # no job reads or writes the user's folder by path: only render_scenes copies it
