@@ -37,7 +37,7 @@ from igae.eval.metrics import psnr
 from igae.fields.base import Field
 from igae.fields.occupancy import OccupancySampler
 from igae.fields.registry import build_field
-from igae.fields.sampling import CoarseToFineSampler, RayBundle, Sampler
+from igae.fields.sampling import RayBundle, Sampler
 from igae.fields.volume_renderer import render_bundle, render_views
 from igae.geometry import rays_at_pixels
 from igae.nerf.artifact import SamplerSpec
