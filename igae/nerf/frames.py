@@ -22,7 +22,7 @@ from igae.fields.sampling import Sampler
 from igae.fields.volume_renderer import render_views
 
 DECODE_BATCH = 8
-"""Frames per decoder call by default (also the latent cache's encoder batch)."""
+"""Frames per decoder call by default (the evaluation decoded 8 test views per call before this module)."""
 
 Decode = Callable[[Tensor], Tensor]
 """``(B, C, h, w)`` render in the field's space -> ``(B, 3, H, W)`` RGB (e.g. ``FitData.to_rgb``)."""
