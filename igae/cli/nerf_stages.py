@@ -48,7 +48,7 @@ def cmd_fit_nerf(args: argparse.Namespace) -> None:
     for scene_dir, scene_out, work in jobs:
         run_fit(FitJob(scene_dir, args.autoencoder, args.method, scene_out, work, aabb=args.aabb,
                        space_name=args.space_name, progress=not args.quiet, downscale=args.downscale,
-                       allow_unbounded=args.allow_unbounded), params, threads)
+                       allow_unbounded=args.allow_unbounded), params, threads, _log)
     if args.scene_set is not None and work_root.is_dir() and not any(work_root.iterdir()):
         work_root.rmdir()
 

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from igae.config import Params
 from igae.errors import InputError
@@ -19,10 +18,6 @@ from igae.provenance import provenance
 
 DEFAULT_AABB_HALF = 1.5
 """Scene box half-size when neither ``--aabb`` nor the scene's metadata gives one (NeRF-synthetic's)."""
-
-
-def _log(message: str) -> None:
-    print(f"[igae] {message}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -97,8 +92,10 @@ def place_scene(scene, job: "FitJob") -> tuple[Any, float, str, dict[str, Any] |
     return moved, box.aabb_half, source, box.record()
 
 
-def run_fit(job: FitJob, params: Params, threads: int) -> dict[str, Any]:
-    """Fit, evaluate and write one scene's fit folder; returns its ``metrics.json`` content."""
+def run_fit(job: FitJob, params: Params, threads: int, log: Callable[[str], None] = lambda message: None
+            ) -> dict[str, Any]:
+    """Fit, evaluate and write one scene's fit folder; returns its ``metrics.json`` content.
+    ``log`` gets one progress line before and one after the fit."""
     from igae.autoencoder.model import Autoencoder
     from igae.autoencoder.perceptual import load_perceptual
     from igae.data.scene import read_scene
@@ -133,7 +130,7 @@ def run_fit(job: FitJob, params: Params, threads: int) -> dict[str, Any]:
     field = build_method_field(job.method, data, method_cfg, aabb_half, seed).to(device)
     sampler = build_sampler(cfg, field, device)
     memory_estimate = check_fit_memory(field, sampler, data, cfg)  # fails early, naming the param to lower
-    _log(f"fit {job.method} in {space} space: {scene.root.name}, {len(data.train_c2w)} train / "
+    log(f"fit {job.method} in {space} space: {scene.root.name}, {len(data.train_c2w)} train / "
          f"{len(data.test_c2w)} test views, render {data.width}x{data.height}, box half {aabb_half:g} "
          f"({aabb_source}), {device}, {threads} thread(s)")
     result = fit_scene(field, sampler, data, cfg, method_cfg, seed, job.work, params.training.nan_policy,
@@ -184,7 +181,7 @@ def run_fit(job: FitJob, params: Params, threads: int) -> dict[str, Any]:
     # (and a latent fit's checkpoints hold a whole AE copy with its Adam state).
     shutil.rmtree(job.work, ignore_errors=True)
     m = metrics["metrics"]
-    _log(f"{scene.root.name} {job.method}/{space}: test PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}, "
+    log(f"{scene.root.name} {job.method}/{space}: test PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}, "
          f"{perceptual.backend} {m.get('perceptual', float('nan')):.4f}; train {metrics['train_seconds']['total']:.1f} s; "
          f"render {timing['total'] * 1e3:.1f} ms/frame (field {timing['field'] * 1e3:.1f}, decode {timing['decode'] * 1e3:.1f})")
     return metrics
