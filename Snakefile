@@ -1,7 +1,8 @@
 # IG-AE pipeline. Run: `snakemake --cores all` (after `make setup`), or `make reproduce`.
 # A preset: `snakemake --cores all --config preset=smoke`.
-# Every stage is an `igae` subcommand; its command comes from the stage table workflow/stages.py,
-# from which dvc.yaml is generated (workflow/scripts/make_dvc_yaml.py).
+# Every stage is an `igae` subcommand. Its rule is built from the stage table workflow/stages.py
+# (command, files, params, threads, resources), from which dvc.yaml is generated too
+# (workflow/scripts/make_dvc_yaml.py).
 # Lint note: `snakemake --lint` asks for a conda env or container per rule. Every rule runs in the one
 # pinned environment built by `make setup` from requirements.lock (the same for DVC and CI), so
 # per-rule envs would only duplicate it; a cluster uses the same venv on a shared file system.
@@ -9,11 +10,14 @@ import sys
 
 from snakemake.utils import validate
 
-from igae.config import load_params
+from igae.config import AE_NAMES, RGB_SPACE, load_params
+from igae.fields.registry import METHOD_NAMES
 from igae.render.scene_set import heldout_scene_ids
 
 sys.path.insert(0, f"{workflow.basedir}/workflow")
-from stages import snakemake_shell  # noqa: E402  the stage table: commands shared with dvc.yaml
+import resources  # noqa: E402  GPUs here, GPU slots, memory from params
+import snakemake_rules as smk  # noqa: E402  the table in Snakemake's terms
+from stages import STAGES, snakemake_stages  # noqa: E402  the stage table (also dvc.yaml's)
 from stale_locks import recover_stale_locks  # noqa: E402
 
 # A run killed with SIGKILL leaves .snakemake/locks behind; remove them when no other Snakemake
@@ -34,294 +38,86 @@ PRESET = config["preset"]
 # Presets are merged here exactly as the stage commands merge them, so the
 # params each rule records (and reruns on) are the effective ones.
 P = load_params("params.yaml", preset=PRESET)
-CACHE = P.assets.cache_dir
-IGAE = f"igae --params params.yaml --preset {PRESET}"
 LOGS = "results/logs"
 BENCH = "results/benchmarks"  # per-job wall time and memory (benchmarks/stage_times.py)
 
 
-# GPU requests for cluster executors: with training.device cuda, training rules ask for one GPU
-# per data-parallel process and evaluation/fit rules for one ("auto" requests none).
-ON_GPU = P.training.device == "cuda"
-TRAIN_GPUS = P.training.processes if ON_GPU else 0
-EVAL_GPUS = 1 if ON_GPU else 0
+# GPU jobs on this machine: a `gpu_slots` pool of GPUs x training.jobs_per_gpu, so `--cores all` runs
+# one job per slot (each job claims its slot's GPU, igae/train/gpu_slots.py), not one per core on
+# cuda:0. Cluster executors get `gpu` requests instead; `--resources gpu_slots=N` overrides.
+GPUS_HERE = resources.detect_gpus()
+if workflow.local_exec and GPUS_HERE and "gpu_slots" not in workflow.global_resources:
+    workflow.register_resource("gpu_slots", resources.gpu_slots_pool(P, GPUS_HERE))
 
-AES = ["standard", "finetuned", "igae"]
-TRAIN_DATA = ["data/scenes/train/manifest.json", "data/photos/manifest.json"]
+onstart:
+    # nerfacc JIT-compiles its CUDA kernels at first use; parallel fits would all build them at once.
+    # Build (or load) them once here, before any job starts; without a toolkit this records why.
+    if resources.runs_on_gpu(P, GPUS_HERE):
+        shell(f"mkdir -p {LOGS} && igae build-extensions --out {LOGS}/build_extensions.json "
+              f"2> {LOGS}/build_extensions.log || true")
 
 
+AES = list(AE_NAMES)
+SPACES = [RGB_SPACE, *P.nerf.autoencoders]
 HELDOUT = heldout_scene_ids(P.scenes)  # scene_000.. rendered, or one per scene of scenes.heldout.folder
-FITS = expand("results/nerf/{space}/{method}/{scene}/metrics.json",
-              space=["rgb", *P.nerf.autoencoders], method=P.nerf.methods, scene=HELDOUT)
+# Values a placeholder takes where a rule does not bind it (e.g. the report reads every fit).
+VALUES = {"set": STAGES["render_scenes"].foreach, "ae": AES, "space": SPACES, "method": list(P.nerf.methods),
+          "scene": HELDOUT}
+
+
+wildcard_constraints:
+    set="|".join(VALUES["set"]),
+    ae="|".join(AES),
+    space="|".join(AES),  # latent spaces; the RGB fits' paths spell "rgb"
+    method="|".join(METHOD_NAMES),
+    scene=r"scene_\d+",
 
 
 rule all:
     input:
-        "data/scenes/train/manifest.json",
-        "data/scenes/heldout/manifest.json",
+        expand("data/scenes/{set}/manifest.json", set=VALUES["set"]),
         "data/photos/manifest.json",
         expand("results/ae_eval/{ae}/metrics.json", ae=AES),
         "results/nerf_summary/summary.csv",
         "results/report/index.html",
 
 
-rule fetch_assets:
-    output:
-        f"{CACHE}/fetched.json",
-    params:
-        source=P.assets.source,
-        photo_sources=P.photos.sources,
-    log:
-        f"{LOGS}/fetch_assets.log",
-    benchmark:
-        f"{BENCH}/fetch_assets.tsv",
-    shell:
-        snakemake_shell("fetch_assets", PRESET) + " 2> {log}"
-
-
-rule select_objects:
-    input:
-        f"{CACHE}/fetched.json",
-    output:
-        "data/objects.json",
-    params:
-        assets=P.assets.model_dump(),
-        counts=[P.scenes.train.count, P.scenes.heldout.count],
-        seed=P.seed,
-    log:
-        f"{LOGS}/select_objects.log",
-    benchmark:
-        f"{BENCH}/select_objects.tsv",
-    shell:
-        snakemake_shell("select_objects", PRESET) + " 2> {log}"
-
-
-rule render_scenes:
-    input:
-        objects="data/objects.json",
-    output:
-        manifest="data/scenes/{set}/manifest.json",
-    params:
-        scenes=P.scenes.model_dump(),
-        seed=P.seed,
-        out=lambda wc: f"data/scenes/{wc.set}",
-    wildcard_constraints:
-        set="train|heldout",
-    log:
-        f"{LOGS}/render_scenes_{{set}}.log",
-    benchmark:
-        f"{BENCH}/render_scenes_{{set}}.tsv",
-    threads: 1
-    resources:
-        mem_mb=2000,
-    shell:
-        snakemake_shell("render_scenes", PRESET) + " 2> {log}"
-
-
-rule build_photos:
-    input:
-        f"{CACHE}/fetched.json",
-    output:
-        "data/photos/manifest.json",
-    params:
-        photos=P.photos.model_dump(),
-        resolution=P.scenes.resolution,
-        seed=P.seed,
-    log:
-        f"{LOGS}/build_photos.log",
-    benchmark:
-        f"{BENCH}/build_photos.tsv",
-    threads: 1
-    shell:
-        snakemake_shell("build_photos", PRESET) + " 2> {log}"
-
-
-rule train_ae:
-    input:
-        TRAIN_DATA,
-    output:
-        model="results/autoencoders/standard/model/igae_autoencoder.json",
-        losses="results/autoencoders/standard/losses.csv",
-    params:
-        autoencoder=P.autoencoder.model_dump(),
-        train_ae=P.train_ae.model_dump(),
-        seed=P.seed,
-    log:
-        f"{LOGS}/train_ae.log",
-    benchmark:
-        f"{BENCH}/train_ae.tsv",
-    threads: workflow.cores
-    resources:
-        mem_mb=6000,
-        gpu=TRAIN_GPUS,
-    shell:
-        snakemake_shell("train_ae", PRESET) + " 2> {log}"
-
-
-rule train_igae:
-    input:
-        TRAIN_DATA,
-        "results/autoencoders/standard/model/igae_autoencoder.json",
-    output:
-        model="results/autoencoders/igae/model/igae_autoencoder.json",
-        losses="results/autoencoders/igae/losses.csv",
-        triplanes="results/autoencoders/igae/triplanes.pt",
-    params:
-        igae=P.igae.model_dump(),
-        autoencoder=P.autoencoder.model_dump(),
-        seed=P.seed,
-    log:
-        f"{LOGS}/train_igae.log",
-    benchmark:
-        f"{BENCH}/train_igae.tsv",
-    threads: workflow.cores  # it uses training.threads (all cores); see igae/train/distributed.py
-    resources:
-        mem_mb=8000,
-        gpu=TRAIN_GPUS,
-    shell:
-        snakemake_shell("train_igae", PRESET) + " 2> {log}"
-
-
-rule finetune_ae:
-    input:
-        TRAIN_DATA,
-        "results/autoencoders/standard/model/igae_autoencoder.json",
-    output:
-        model="results/autoencoders/finetuned/model/igae_autoencoder.json",
-        losses="results/autoencoders/finetuned/losses.csv",
-    params:
-        joint=P.igae.joint.model_dump(),
-        autoencoder=P.autoencoder.model_dump(),
-        seed=P.seed,
-    log:
-        f"{LOGS}/finetune_ae.log",
-    benchmark:
-        f"{BENCH}/finetune_ae.tsv",
-    threads: workflow.cores
-    resources:
-        mem_mb=6000,
-        gpu=TRAIN_GPUS,
-    shell:
-        snakemake_shell("finetune_ae", PRESET) + " 2> {log}"
-
-
-rule eval_ae:
-    input:
-        "data/photos/manifest.json",
-        "data/scenes/heldout/manifest.json",
-        "data/scenes/train/manifest.json",
-        model="results/autoencoders/{ae}/model/igae_autoencoder.json",
-    output:
-        "results/ae_eval/{ae}/metrics.json",
-    params:
-        eval_ae=P.eval_ae.model_dump(),
-    wildcard_constraints:
-        ae="standard|finetuned|igae",
-    log:
-        f"{LOGS}/eval_ae_{{ae}}.log",
-    benchmark:
-        f"{BENCH}/eval_ae_{{ae}}.tsv",
-    threads: workflow.cores
-    resources:
-        mem_mb=4000,
-        gpu=EVAL_GPUS,
-    shell:
-        snakemake_shell("eval_ae", PRESET) + " 2> {log}"
-
-
-rule fit_nerf_rgb:
-    # One job per scene x method (the RGB baseline): a cluster runs them all in parallel.
-    input:
-        "data/scenes/heldout/manifest.json",
-    output:
-        "results/nerf/rgb/{method}/{scene}/metrics.json",
-    params:
-        nerf=P.nerf.model_dump(),
-        seed=P.seed,
-    wildcard_constraints:
-        method="vanilla|ngp|kplanes|triplane",
-        scene=r"scene_\d+",
-    log:
-        f"{LOGS}/fit_nerf/rgb_{{method}}_{{scene}}.log",
-    benchmark:
-        f"{BENCH}/fit_nerf/rgb_{{method}}_{{scene}}.tsv",
-    threads: 1 if P.nerf.threads == 1 else workflow.cores
-    resources:
-        mem_mb=2000,
-        gpu=EVAL_GPUS,
-    shell:
-        snakemake_shell("fit_nerf_rgb", PRESET) + " 2> {log}"
-
-
-rule fit_nerf_latent:
-    # One job per scene x latent space x method.
-    input:
-        "data/scenes/heldout/manifest.json",
-        "results/autoencoders/{space}/model/igae_autoencoder.json",
-    output:
-        "results/nerf/{space}/{method}/{scene}/metrics.json",
-    params:
-        nerf=P.nerf.model_dump(),
-        seed=P.seed,
-    wildcard_constraints:
-        space="standard|finetuned|igae",
-        method="vanilla|ngp|kplanes|triplane",
-        scene=r"scene_\d+",
-    log:
-        f"{LOGS}/fit_nerf/{{space}}_{{method}}_{{scene}}.log",
-    benchmark:
-        f"{BENCH}/fit_nerf/{{space}}_{{method}}_{{scene}}.tsv",
-    threads: 1 if P.nerf.threads == 1 else workflow.cores
-    resources:
-        mem_mb=2000,
-        gpu=EVAL_GPUS,
-    shell:
-        snakemake_shell("fit_nerf_latent", PRESET) + " 2> {log}"
-
-
-rule summarize_nerf:
-    input:
-        FITS,
-    output:
-        "results/nerf_summary/per_fit.csv",
-        "results/nerf_summary/summary.csv",
-        "results/nerf_summary/goals.json",
-        "results/nerf_summary/metrics.json",
-        expand("results/nerf_summary/plots/psnr_vs_time_{space}.csv", space=["rgb", *P.nerf.autoencoders]),
-    log:
-        f"{LOGS}/summarize_nerf.log",
-    benchmark:
-        f"{BENCH}/summarize_nerf.tsv",
-    shell:
-        snakemake_shell("summarize_nerf", PRESET) + " > {log} 2>&1"
-
-
 TABLES = ["novel_view_synthesis", "novel_view_synthesis_per_scene", "speed", "autoencoding"]
+# The report's files, each tagged for `snakemake --report results/report.html` (after a run).
+REPORT_OUTPUTS = [report("results/report/index.html", category="Report", caption="workflow/report/page.rst"),
+    *[report(f"results/tables/{t}.csv", category="Tables", caption="workflow/report/tables.rst") for t in TABLES],
+    *expand("results/tables/{table}.{ext}", table=TABLES, ext=["md", "tex"]),
+    *[report(f"results/figures/qualitative_{s}.png", category="Novel-view synthesis", subcategory=s,
+             caption="workflow/report/qualitative.rst") for s in HELDOUT],
+    *[report(f"results/figures/latents_{s}.png", category="Latent 3D consistency", subcategory=s,
+             caption="workflow/report/latents.rst") for s in HELDOUT],
+    *[report(f"results/figures/{f}.png", category="Speed", caption="workflow/report/speed.rst")
+      for f in ("psnr_vs_time", "render_time")],
+    *[report(f"results/figures/{f}.png", category="Autoencoders", caption="workflow/report/autoencoders.rst")
+      for f in ("autoencoders", *(f"training_{ae}" for ae in AES))],
+]
 
 
-rule report:
-    # Tagged for `snakemake --report results/report.html` (after a run).
-    input:
-        FITS,
-        expand("results/ae_eval/{ae}/metrics.json", ae=AES),
-        expand("results/autoencoders/{ae}/losses.csv", ae=AES),
-        "data/scenes/heldout/manifest.json",
-        "results/nerf_summary/goals.json",
-    output:
-        page=report("results/report/index.html", category="Report", caption="workflow/report/page.rst"),
-        tables=[report(f"results/tables/{t}.csv", category="Tables", caption="workflow/report/tables.rst") for t in TABLES],
-        tables_md_tex=expand("results/tables/{table}.{ext}", table=TABLES, ext=["md", "tex"]),
-        qualitative=[report(f"results/figures/qualitative_{s}.png", category="Novel-view synthesis",
-                            subcategory=s, caption="workflow/report/qualitative.rst") for s in HELDOUT],
-        latents=[report(f"results/figures/latents_{s}.png", category="Latent 3D consistency",
-                        subcategory=s, caption="workflow/report/latents.rst") for s in HELDOUT],
-        speed=[report(f"results/figures/{f}.png", category="Speed", caption="workflow/report/speed.rst")
-               for f in ("psnr_vs_time", "render_time")],
-        ae=[report(f"results/figures/{f}.png", category="Autoencoders", caption="workflow/report/autoencoders.rst")
-            for f in ("autoencoders", "training_igae", "training_standard", "training_finetuned")],
-    log:
-        f"{LOGS}/report.log",
-    benchmark:
-        f"{BENCH}/report.tsv",
-    shell:
-        snakemake_shell("report", PRESET) + " 2> {log}"
+# One rule per stage of the table: files, params, threads and resources all come from it.
+for name, stage in snakemake_stages().items():
+    rule:
+        name:
+            name
+        input:
+            smk.rule_inputs(stage, VALUES),
+        output:
+            smk.rule_outputs(stage, VALUES) + (REPORT_OUTPUTS if name == "report" else []),
+        params:
+            values=smk.rule_params(stage, P),
+            cmd=smk.rule_command(name, stage, PRESET, f"{LOGS}/{smk.log_name(name, stage)}.log"),
+        log:
+            f"{LOGS}/{smk.log_name(name, stage)}.log",
+        benchmark:
+            f"{BENCH}/{smk.log_name(name, stage)}.tsv",
+        localrule:  # apt/dpkg or the network: the submitting machine under a cluster executor
+            stage.local
+        threads: smk.rule_threads(stage, P, workflow.cores)
+        resources:
+            **smk.rule_resources(stage, P, GPUS_HERE),
+        shell:
+            "{params.cmd}"  # not an expression of the loop variables: see smk.rule_command

@@ -15,8 +15,13 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-STAGES = ["fetch_assets", "select_objects", "render_scenes", "build_photos", "train_ae", "train_igae", "finetune_ae",
-          "eval_ae", "fit_nerf_rgb", "fit_nerf_latent", "summarize_nerf", "report"]
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "workflow"))
+from stages import snakemake_stages  # noqa: E402  the stage table
+
+from igae.config import AE_NAMES  # noqa: E402
+
+STAGES = list(snakemake_stages())
 
 
 def stage_of(path: Path) -> str:
@@ -24,7 +29,7 @@ def stage_of(path: Path) -> str:
     for stage in sorted(STAGES, key=len, reverse=True):
         if name == stage or name.startswith(stage + "_"):
             return stage
-    if re.match(r"^(standard|finetuned|igae)_", name) and "fit_nerf" in path.parts:
+    if re.match(rf"^({'|'.join(AE_NAMES)})_", name) and "fit_nerf" in path.parts:
         return "fit_nerf_latent"
     if name.startswith("rgb_") and "fit_nerf" in path.parts:
         return "fit_nerf_rgb"

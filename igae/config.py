@@ -13,12 +13,23 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from igae.errors import InputError
+from igae.fields.registry import METHOD_NAMES
+
+AUTOENCODERS: dict[str, str] = {
+    "standard": "Standard AE",
+    "finetuned": "Fine-tuned AE (ablation)",
+    "igae": "IG-AE",
+}
+"""The pipeline's autoencoders, i.e. its latent spaces (name -> name in tables); the one list of them."""
+AE_NAMES = tuple(AUTOENCODERS)
+RGB_SPACE = "rgb"
+"""The space name of the RGB baseline fits."""
 
 
 class _Section(BaseModel):
@@ -153,7 +164,19 @@ class AutoencoderParams(_Section):
         "(e.g. ostris/vae-kl-f8-d16; needs the network)."
     )
     architecture: ArchitectureParams = Field(description="Used when pretrained is null.")
-    normalizer_scale: float = Field(gt=0, description="s in norm(z) = tanh(s z) (paper code: 0.02).")
+    normalizer_scale: Annotated[float, Field(gt=0)] | Literal["auto"] = Field(
+        description="s in norm(z) = tanh(s z). A number (paper code: 0.02), or auto: calibrated per AE "
+        "(train-ae on its training-scene views, import-ae on --calibrate-on images) so the normalised "
+        "latents' std is normalizer_target_std; recorded in the AE folder and used by every later stage."
+    )
+    normalizer_target_std: float = Field(
+        gt=0, lt=1,
+        description="Std of tanh(s z) that normalizer_scale auto aims at. 0.1: the paper's SD-VAE latents "
+        "(std about 1/0.18215) at s = 0.02.",
+    )
+    normalizer_calibration_images: int = Field(
+        ge=1, description="At most this many images (evenly spaced) are encoded to calibrate s and to log latent stats."
+    )
     perceptual: Literal["auto", "lpips", "stlpips"] = Field(
         description="auto: LPIPS (alex) when its backbone is cached, else ST-LPIPS (alex). Never random."
     )
@@ -184,15 +207,21 @@ class TriplaneParams(_Section):
     hidden: int = Field(ge=4, description="Width of the shared decoder MLP.")
     coarse_samples: int = Field(ge=2, description="Stratified samples per ray.")
     fine_samples: int = Field(ge=0, description="Importance samples per ray.")
+    init_std: float = Field(gt=0, description="Std of the planes' normal initialisation (reference: 1).")
 
 
 class WarmupParams(_Section):
     steps: int = Field(ge=0)
     views_per_batch: int = Field(ge=1)
     lr: float = Field(gt=0, description="Tri-planes and MLP (paper: 1e-3).")
-    lr_decay: float = Field(gt=0, le=1)
+    lr_decay: float = Field(
+        gt=0, le=1, description="Learning-rate factor per epoch (one pass over the training views: "
+        "ceil(views / views_per_batch) steps), applied at epoch ends as in the reference (0.988032).")
+    freeze_mlp_fraction: float = Field(
+        ge=0, le=1, description="The shared MLP's lr is 0 for this last fraction of the warm-up (reference: 0.1).")
     latent: float = Field(ge=0, description="Weight of L_latent.")
-    tv: float = Field(ge=0, description="Weight of the tri-plane TV.")
+    tv: float = Field(ge=0, description="Weight of the tri-plane TV, computed as the reference does: summed over "
+                      "the batch's views, divided by (H + W) (TriplaneField.tv_batch).")
 
 
 class JointParams(_Section):
@@ -201,13 +230,23 @@ class JointParams(_Section):
     photos_per_batch: int = Field(ge=0)
     lr_ae: float = Field(gt=0, description="Encoder and decoder (paper: 5e-5).")
     lr_triplane: float = Field(gt=0, description="Tri-planes and MLP (paper: 1e-4).")
-    lr_decay: float = Field(gt=0, le=1)
-    latent: float = Field(ge=0)
-    rgb: float = Field(ge=0)
-    ae_synthetic: float = Field(ge=0)
-    ae_real_mse: float = Field(ge=0)
-    ae_real_perceptual: float = Field(ge=0)
-    tv: float = Field(ge=0)
+    lr_decay: float = Field(gt=0, le=1, description="Learning-rate factor per epoch (see igae.warmup.lr_decay); "
+                            "also the fine-tuning ablation's.")
+    posterior: Literal["sample", "mean"] = Field(
+        description="Latent of a view or photo in the AE terms: a seeded posterior sample (the reference's "
+        "latent_dist.sample()) or the posterior mean. Also the fine-tuning ablation's.")
+    latent: float = Field(ge=0, description="Weight of L_latent = MSE(norm(z), render).")
+    rgb: float = Field(ge=0, description="Weight of L_rgb, an MSE on [-1, 1] images as in the reference.")
+    ae_synthetic: float = Field(ge=0, description="Weight of MSE(D(z), x) on scene views, [-1, 1] images.")
+    ae_real_mse: float = Field(ge=0, description="Weight of MSE(D(z), x) on real photos, [-1, 1] images.")
+    ae_real_perceptual: float = Field(ge=0, description="Weight of the perceptual distance on real photos.")
+    tv: float = Field(ge=0, description="Weight of the tri-plane TV (see igae.warmup.tv).")
+
+
+FINETUNE_JOINT_KEYS = ("steps", "views_per_batch", "photos_per_batch", "lr_ae", "lr_decay", "posterior",
+                       "ae_synthetic", "ae_real_mse", "ae_real_perceptual")
+"""The ``igae.joint`` keys the fine-tuning ablation reads (the joint phase without tri-planes: no
+``latent``, ``rgb``, ``tv`` or ``lr_triplane``)."""
 
 
 class IGAEParams(_Section):
@@ -227,6 +266,14 @@ class TrainingParams(_Section):
     )
     processes: int = Field(ge=1, description="Data-parallel processes for AE/IG-AE training (one per GPU on a GPU node).")
     nan_policy: Literal["stop", "skip"] = Field(description="NaN/inf loss or gradient: stop, or skip the step and count it.")
+    precision: Literal["fp32", "tf32", "bf16", "fp16"] = Field(
+        description="Arithmetic of training steps on CUDA (CPU always runs fp32). fp32: full float32, TF32 off in "
+        "matmuls and cuDNN convolutions (GPU results then differ from CPU only in the last bits); tf32: float32 "
+        "storage with TF32 matmuls/convolutions (faster on Ampere+); bf16 / fp16: autocast (fp16 with a gradient "
+        "scaler), TF32 on.")
+    jobs_per_gpu: int = Field(
+        ge=1, description="Jobs that share one GPU at a time under Snakemake (fits, evaluations): the local 'gpu_slots' "
+        "resource is GPUs x this, and each job claims a free slot's GPU.")
 
 
 class EvalAEParams(_Section):
@@ -234,9 +281,6 @@ class EvalAEParams(_Section):
 
 
 # --------------------------------------------------------------------------- per-scene NeRF fits
-
-NERF_METHOD_NAMES = ("vanilla", "ngp", "kplanes", "triplane")
-
 
 class NerfMethodParams(_Section):
     lr: float = Field(gt=0, description="Adam learning rate of the field (stage 1 and the RGB fit).")
@@ -251,6 +295,10 @@ class OccupancyParams(_Section):
     update_every: int = Field(ge=1, description="Steps between grid refreshes.")
     threshold: float = Field(gt=0, description="Opacity of one marching step above which a cell is occupied.")
     warmup_steps: int = Field(ge=0, description="Steps during which every cell is re-evaluated at each update.")
+    backend: Literal["auto", "nerfacc", "torch"] = Field(
+        description="Ray traversal on CUDA. auto: nerfacc's CUDA kernel when its extension loads or builds, else the "
+        "torch march with one warning naming the cause; nerfacc: that kernel or a clear error; torch: the torch march "
+        "(the only one on CPU).")
 
 
 class NerfStage1Params(_Section):
@@ -261,7 +309,10 @@ class NerfStage1Params(_Section):
 class NerfStage2Params(_Section):
     steps: int = Field(ge=0, description="RGB-alignment steps: whole latent views decoded by a per-scene decoder copy.")
     views_per_batch: int = Field(ge=1, description="Whole training views per step.")
-    lr_decoder: float = Field(gt=0, description="Learning rate of the per-scene decoder copy.")
+    lr_decoder: float = Field(gt=0, description="Learning rate of the per-scene decoder copy at the start of stage 2.")
+    lr_decoder_end_factor: float = Field(
+        gt=0, le=1, description="The decoder copy's lr decays exponentially per step to lr_decoder x this at the "
+        "end of stage 2 (latent-nerfstudio: 0.99969 per step over 15000 steps = 0.0095).")
     latent_weight: float = Field(ge=0, description="Weight the stage-1 latent loss keeps in stage 2 (paper code: 0).")
 
 
@@ -278,28 +329,46 @@ class NerfEvalParams(_Section):
 
 
 class NerfParams(_Section):
-    methods: list[Literal["vanilla", "ngp", "kplanes", "triplane"]] = Field(
-        min_length=1, description="Methods the workflow fits on every held-out scene.")
-    autoencoders: list[Literal["standard", "finetuned", "igae"]] = Field(
+    methods: list[str] = Field(
+        min_length=1, description="Methods the workflow fits on every held-out scene (names in igae.fields.registry).")
+    autoencoders: list[Literal[AE_NAMES]] = Field(  # type: ignore[valid-type]
         description="Latent spaces the workflow fits in (the RGB baseline is always fitted too).")
     threads: int = Field(ge=0, description="CPU threads per fit (fits run in parallel, e.g. one per core); 0: all cores.")
     sampler: Literal["occupancy", "coarse_to_fine"] = Field(
         description="occupancy: empty-space skipping (nerfacc on CUDA, torch on CPU); coarse_to_fine: NeRF's hierarchical sampling.")
     samples_per_ray: int = Field(ge=2, description="Samples per ray (coarse_to_fine: split half coarse, half fine).")
+    posterior: Literal["sample", "mean"] = Field(
+        description="Latent fits' cached targets: one seeded posterior sample per training view (latent-nerfstudio) "
+        "or the posterior mean.")
     occupancy: OccupancyParams
     stage1: NerfStage1Params
     stage2: NerfStage2Params
     rgb: NerfRGBParams
     eval: NerfEvalParams
-    method_params: dict[Literal["vanilla", "ngp", "kplanes", "triplane"], NerfMethodParams] = Field(
-        description="Per-method learning rates, hyper-parameters and regulariser weights.")
+    method_params: dict[str, NerfMethodParams] = Field(
+        description="Per-method learning rates, hyper-parameters and regulariser weights (one entry per method "
+        "of igae.fields.registry that nerf.methods may name).")
 
     @model_validator(mode="after")
     def _check_methods(self) -> "NerfParams":
+        for where, names in (("methods", self.methods), ("method_params", list(self.method_params))):
+            unknown = [m for m in names if m not in METHOD_NAMES]
+            if unknown:
+                raise ValueError(f"nerf.{where} names unknown method(s) {unknown}; the registry "
+                                 f"(igae/fields/registry.py) has {list(METHOD_NAMES)}")
         missing = [m for m in self.methods if m not in self.method_params]
         if missing:
             raise ValueError(f"nerf.methods lists {missing} but nerf.method_params has no entry for them")
         return self
+
+
+WORKFLOW_NERF_KEYS = ("methods", "autoencoders", "method_params")
+"""Keys of ``nerf`` that say which fits the workflow runs (and each method's own entry), not how a fit runs."""
+
+
+def nerf_fit_keys() -> list[str]:
+    """The ``nerf`` keys every fit reads, whatever its method (dotted: ``nerf.stage1``, ...)."""
+    return [f"nerf.{k}" for k in NerfParams.model_fields if k not in WORKFLOW_NERF_KEYS]
 
 
 # --------------------------------------------------------------------------- root
@@ -381,7 +450,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 def available_presets(params_path: str | Path) -> list[str]:
     """Names of the presets beside a params file (``presets/<name>.yaml``), plus 'default'."""
     folder = Path(params_path).parent / "presets"
-    return ["default"] + sorted(p.stem for p in folder.glob("*.yaml"))
+    return ["default"] + sorted(p.stem for p in folder.glob("*.yaml") if p.stem != "default")
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -417,16 +486,16 @@ def load_params(
         raise InputError(f"key 'preset' must be a string, got {name!r}", path)
     merged = dict(raw)
     source = str(path)
-    if name != "default":
-        preset_file = path.parent / "presets" / f"{name}.yaml"
-        if not preset_file.is_file():
-            raise InputError(
-                f"preset {name!r} does not exist (no {preset_file}); available: "
-                + ", ".join(available_presets(path)),
-                path,
-            )
+    preset_file = path.parent / "presets" / f"{name}.yaml"
+    if preset_file.is_file():  # presets/default.yaml, where present, overrides nothing
         merged = deep_merge(merged, _read_yaml(preset_file))
         source = f"{path} + {preset_file}"
+    elif name != "default":
+        raise InputError(
+            f"preset {name!r} does not exist (no {preset_file}); available: "
+            + ", ".join(available_presets(path)),
+            path,
+        )
     merged["preset"] = name
     for dotted, value in (overrides or {}).items():
         _set_dotted(merged, dotted, value)
@@ -434,6 +503,11 @@ def load_params(
         return Params.model_validate(merged)
     except ValidationError as exc:
         raise InputError(f"invalid parameters ({source}):\n" + format_validation_error(exc)) from None
+
+
+def effective_params_yaml(params: Params) -> str:
+    """The effective params (file + preset, validated) as YAML: what every stage reads."""
+    return yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False, width=10_000)
 
 
 def format_validation_error(exc: ValidationError) -> str:

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from igae.autoencoder.latents import background_latent
 from igae.autoencoder.model import AEArchitecture, Autoencoder, kl_divergence
-from igae.autoencoder.normalizer import LatentNormalizer, background_latent
+from igae.autoencoder.normalizer import LatentNormalizer
 from igae.errors import InputError, OfflineError
 
 TINY = AEArchitecture(block_out_channels=(8, 16, 16), layers_per_block=1, latent_channels=4, norm_num_groups=4)

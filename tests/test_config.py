@@ -44,6 +44,10 @@ def test_presets_override_without_copying(repo_root: Path, preset: str) -> None:
         ({"scenes.elevation_deg": [80, 10]}, ["elevation_deg"]),
         ({"train_ae.steps": -1}, ["train_ae.steps", "greater than or equal to 0", "-1"]),
         ({"scenes.resolution": 66}, ["scenes.resolution (66)", "divisible by the AE's downsampling factor 4"]),
+        ({"nerf.methods": ["ngp", "nerf2"]}, ["nerf.methods", "unknown method(s) ['nerf2']", "registry", "kplanes"]),
+        ({"nerf.method_params.nerf2": {"lr": 0.1, "lr_stage2": 0.1, "adam_eps": 1e-8, "hyper": {}, "regularizers": {}}},
+         ["nerf.method_params", "unknown method(s) ['nerf2']"]),
+        ({"nerf.autoencoders": ["igae", "sdxl"]}, ["nerf.autoencoders", "standard", "finetuned"]),
     ],
 )
 def test_bad_values_name_the_key(repo_root: Path, override: dict, words: list[str]) -> None:
@@ -54,8 +58,16 @@ def test_bad_values_name_the_key(repo_root: Path, override: dict, words: list[st
 
 
 def test_unknown_preset_lists_available(repo_root: Path) -> None:
-    with pytest.raises(InputError, match="preset 'nope' does not exist.*smoke"):
+    with pytest.raises(InputError, match="preset 'nope' does not exist.*available: default, paper, smoke$"):
         load_params(repo_root / "params.yaml", preset="nope")
+
+
+def test_default_preset_file_overrides_nothing(repo_root: Path) -> None:
+    """presets/default.yaml exists (so a stage can depend on the preset file it uses) and changes no value."""
+    assert (repo_root / "presets" / "default.yaml").is_file()
+    assert load_params(repo_root / "params.yaml") == load_params(repo_root / "params.yaml", preset="default")
+    raw = yaml.safe_load((repo_root / "params.yaml").read_text())
+    assert load_params(repo_root / "params.yaml").model_dump(mode="json") == json.loads(json.dumps(raw))
 
 
 def test_unreadable_params_file(tmp_path: Path) -> None:

@@ -371,3 +371,42 @@ def test_triplane_overfits_a_latent_image_target() -> None:
         final = F.mse_loss(render_views(field, c2w, k, size, size, sampler, bg), target).item()
     assert final < first / 10, (first, final)
     assert final < target.var().item() / 10  # more than the mean: the structure is fitted too
+
+
+def test_rays_without_sampled_length_skip_the_field_and_match_full_compositing() -> None:
+    """Empty rays (all intervals of zero length) give the background exactly; the field never
+    sees them; live rays, and the gradients, agree with compositing every ray."""
+    torch.manual_seed(0)
+    r, s, c = 12, 8, 4
+    mlp = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1 + c))
+    seen: list[int] = []
+
+    def field_fn(points, directions=None, scene_index=None):
+        seen.append(points.shape[0])
+        out = mlp(points)
+        return F.softplus(out[..., 0]), torch.tanh(out[..., 1:])
+
+    origins, dirs = torch.randn(r, 3), F.normalize(torch.randn(r, 3), dim=-1)
+    edges = torch.sort(torch.rand(r, s + 1) * 3.0, dim=1).values
+    t_starts, t_ends = edges[:, :-1].clone(), edges[:, 1:].clone()
+    dead = torch.tensor([i % 3 == 0 for i in range(r)])
+    t_ends[dead] = t_starts[dead]  # what the occupancy sampler emits for rays through empty cells
+    bg = torch.tensor([0.1, -0.2, 0.3, 0.9])
+    out = render_rays(field_fn, origins, dirs, t_starts, t_ends, bg)
+    assert seen == [int((~dead).sum())]
+    # Reference: composite every ray, the field evaluated everywhere.
+    mid = (t_starts + t_ends) * 0.5
+    sig, feat = field_fn(origins[:, None] + dirs[:, None] * mid[..., None])
+    w, _, _ = nerfacc.render_weight_from_density(t_starts, t_ends, sig)
+    opacity = w.sum(1, keepdim=True)
+    ref = (w[..., None] * feat).sum(1) + (1 - opacity) * bg
+    assert torch.allclose(out["features"], ref, atol=1e-6) and torch.allclose(out["opacity"], opacity, atol=1e-6)
+    assert torch.equal(out["features"][dead], bg.expand(int(dead.sum()), c))
+    assert torch.equal(out["opacity"][dead], torch.zeros(int(dead.sum()), 1))
+    grads = torch.autograd.grad(out["features"].square().sum(), list(mlp.parameters()))
+    ref_grads = torch.autograd.grad(ref.square().sum(), list(mlp.parameters()))
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(grads, ref_grads))
+    # No live ray at all: background everywhere, the field not called.
+    seen.clear()
+    none = render_rays(field_fn, origins, dirs, t_starts, t_starts, bg)
+    assert seen == [] and torch.equal(none["features"], bg.expand(r, c))

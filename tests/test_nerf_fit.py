@@ -114,6 +114,24 @@ def test_latent_intrinsics_are_scaled_exactly_and_rays_hit_block_centres(square_
     assert data.background.shape == (4,) and data.background.abs().max() < 1
 
 
+def test_latent_targets_can_be_seeded_posterior_samples(square_scene: Path) -> None:
+    """posterior: sample caches norm(mean + std * eps) per training view (latent-nerfstudio caches
+    latent_dist.sample()), eps standard normal, the same on every call with one seed."""
+    scene = read_scene(square_scene, splits_required=("train", "test"))
+    data = prepare_latent(scene, tiny_ae(), "tiny", posterior="sample", seed=3)
+    again = prepare_latent(scene, tiny_ae(), "tiny", posterior="sample", seed=3)
+    other = prepare_latent(scene, tiny_ae(), "tiny", posterior="sample", seed=4)
+    assert torch.equal(data.train_targets, again.train_targets)
+    assert not torch.allclose(data.train_targets, other.train_targets)
+    ae = tiny_ae()
+    with torch.no_grad():
+        mean, logvar = ae.encode_posterior(scene.subset("train").images)
+    eps = (torch.atanh(data.train_targets) / ae.normalizer.scale - mean) / torch.exp(0.5 * logvar)
+    assert abs(float(eps.mean())) < 0.15 and 0.85 < float(eps.std()) < 1.15, (eps.mean(), eps.std())
+    with pytest.raises(InputError, match="posterior"):
+        prepare_latent(scene, tiny_ae(), "tiny", posterior="mode")
+
+
 def test_rays_at_pixels_matches_pixel_rays() -> None:
     c2w = sample_cameras(3, 2.0, (0.0, 40.0), seed=1)
     k = torch.tensor([[20.0, 21.0, 8.0, 6.5], [18.0, 18.0, 7.0, 6.0], [25.0, 25.0, 8.0, 6.0]])
@@ -176,6 +194,26 @@ def test_latent_fit_runs_both_stages_and_leaves_the_shared_ae_and_encoder_unchan
     enc = [n for n, t in named.items() if id(t) in enc_ids]
     assert enc and all(torch.equal(after[n], copy_before[n]) for n in enc)
     assert any(not torch.equal(after[n], copy_before[n]) for n, t in named.items() if id(t) in dec_ids)
+
+
+def test_stage2_resets_the_field_optimizer_and_decays_the_decoder_lr(square_scene: Path, tmp_path: Path) -> None:
+    """latent-nerfstudio: a fresh field optimiser when RGB alignment starts; the decoder copy's lr
+    decays per step to lr_decoder x lr_decoder_end_factor at the end of stage 2."""
+    from igae.train.checkpoint import load_latest_checkpoint
+
+    p = params(**{"nerf.stage2.steps": 3})
+    scene = read_scene(square_scene, splits_required=("train", "test"))
+    data = prepare_latent(scene, tiny_ae(), "tiny")
+    cfg = p.nerf.method_params["triplane"]
+    field = build_method_field("triplane", data, cfg, 0.5, seed=0)
+    fit_scene(field, build_sampler(p.nerf, field, torch.device("cpu")), data, p.nerf, cfg, 0, tmp_path / "work")
+    state = load_latest_checkpoint(tmp_path / "work" / "checkpoints")
+    s2 = p.nerf.stage2
+    decoder = state["optimizers"]["decoder"]["param_groups"][0]["lr"]
+    assert decoder == pytest.approx(s2.lr_decoder * s2.lr_decoder_end_factor, rel=1e-9)
+    field_opt = state["optimizers"]["field"]
+    assert all(g["lr"] == cfg.lr_stage2 for g in field_opt["param_groups"])
+    assert {int(v["step"]) for v in field_opt["state"].values()} == {s2.steps}  # Adam restarted at stage 2
 
 
 def test_rgb_fit_improves_test_psnr_on_a_small_scene(square_scene: Path, tmp_path: Path) -> None:

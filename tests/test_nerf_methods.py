@@ -20,7 +20,8 @@ from igae.geometry import focal_from_fov
 from igae.render.cameras import sample_cameras
 
 # Small configurations so that each overfit below runs in a few seconds on one CPU thread; the
-# defaults are exercised (shapes, gradients) by the cheaper tests.
+# defaults are exercised (shapes, gradients) by the cheaper tests. A method added to the registry
+# is tested too, with its defaults and Adam at 1e-2 unless it is given an entry here.
 SMALL = {
     "vanilla": dict(width=64, depth=3, skip=2, pos_freqs=6),
     "ngp": dict(levels=8, max_resolution=128, log2_hashmap_size=14),
@@ -64,7 +65,7 @@ def scene() -> dict:
 
 
 def all_methods(out_channels: int = 3, activation: str = "sigmoid", seed: int = 0, small: bool = True):
-    return {m: build_field(m, out_channels, 1.0, activation, seed, **(SMALL[m] if small else {})) for m in METHODS}
+    return {m: build_field(m, out_channels, 1.0, activation, seed, **(SMALL.get(m, {}) if small else {})) for m in METHODS}
 
 
 # ---------------------------------------------------------------- overfitting
@@ -80,10 +81,10 @@ def test_each_method_overfits_a_small_rgb_scene(method: str, scene: dict) -> Non
     size, c2w, k, bg, target = (scene[x] for x in ("size", "c2w", "k", "bg", "target"))
     structure_free = psnr(target, target.mean(dim=(0, 2, 3), keepdim=True).expand_as(target))
     assert 13.0 < structure_free < 17.0
-    field = build_field(method, 3, 1.0, "sigmoid", seed=0, **SMALL[method])
+    field = build_field(method, 3, 1.0, "sigmoid", seed=0, **SMALL.get(method, {}))
     sampler = CoarseToFineSampler(field.aabb, 16, 16)
     eps = 1e-15 if method == "ngp" else 1e-8  # Instant-NGP's Adam epsilon (tiny table gradients)
-    opt = torch.optim.Adam([{"params": ps, "lr": LR[method]} for ps in field.param_groups().values()], eps=eps)
+    opt = torch.optim.Adam([{"params": ps, "lr": LR.get(method, 1e-2)} for ps in field.param_groups().values()], eps=eps)
     gen = torch.Generator().manual_seed(0)
     start = time.perf_counter()
     for _ in range(STEPS):
@@ -115,7 +116,7 @@ def test_latent_field_renders_four_channels_and_every_parameter_gets_a_gradient(
 
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_density_is_zero_outside_the_box_and_features_match_the_activation(method: str) -> None:
-    field = build_field(method, 3, 0.5, "sigmoid", seed=0, **SMALL[method])
+    field = build_field(method, 3, 0.5, "sigmoid", seed=0, **SMALL.get(method, {}))
     points = torch.tensor([[0.0, 0.0, 0.0], [0.2, -0.3, 0.4], [0.7, 0.0, 0.0], [0.0, -0.6, 0.0]])
     density, features = field(points, F.normalize(torch.ones_like(points), dim=-1))
     assert density.shape == (4,) and features.shape == (4, 3)
@@ -128,7 +129,7 @@ def test_density_is_zero_outside_the_box_and_features_match_the_activation(metho
 
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_single_scene_fields_accept_scene_zero_only(method: str) -> None:
-    field = build_field(method, 3, 1.0, "none", seed=0, **SMALL[method])
+    field = build_field(method, 3, 1.0, "none", seed=0, **SMALL.get(method, {}))
     points = torch.rand(6, 3) - 0.5
     torch.testing.assert_close(field(points, None, 0)[1], field(points)[1])
     with pytest.raises(ValueError):
@@ -166,7 +167,7 @@ def test_view_dependent_vanilla_nerf_uses_directions_and_the_default_does_not() 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_regularizers_are_finite_scalars(method: str) -> None:
-    field = build_field(method, 3, 1.0, "sigmoid", seed=0, **SMALL[method])
+    field = build_field(method, 3, 1.0, "sigmoid", seed=0, **SMALL.get(method, {}))
     regs = field.regularizers()
     assert set(regs) == ({"tv"} if method in ("kplanes", "triplane") else set())
     for name, value in regs.items():
@@ -299,9 +300,9 @@ def test_registry_errors_name_what_is_allowed() -> None:
 def test_initialisation_is_seeded_and_leaves_the_global_rng_alone(method: str) -> None:
     torch.manual_seed(123)
     before = torch.get_rng_state()
-    a = build_field(method, 3, 1.0, "sigmoid", seed=5, **SMALL[method])
-    b = build_field(method, 3, 1.0, "sigmoid", seed=5, **SMALL[method])
-    c = build_field(method, 3, 1.0, "sigmoid", seed=6, **SMALL[method])
+    a = build_field(method, 3, 1.0, "sigmoid", seed=5, **SMALL.get(method, {}))
+    b = build_field(method, 3, 1.0, "sigmoid", seed=5, **SMALL.get(method, {}))
+    c = build_field(method, 3, 1.0, "sigmoid", seed=6, **SMALL.get(method, {}))
     assert torch.equal(torch.get_rng_state(), before)
     sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
     assert all(torch.equal(sa[key], sb[key]) for key in sa)

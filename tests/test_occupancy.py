@@ -246,7 +246,11 @@ def test_state_dict_round_trip() -> None:
 
 
 # ---------------------------------------------------------------- nerfacc (CUDA) path
-def test_backend_selection_follows_the_device() -> None:
+def test_backend_selection_follows_the_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    from igae.fields import nerfacc_cuda
+
+    # As on a GPU machine where nerfacc's extension loads (the fallback: tests/test_gpu_paths.py).
+    monkeypatch.setattr(nerfacc_cuda, "_STATUS", nerfacc_cuda.ExtensionStatus(True, "", None))
     assert resolve_backend("auto", "cpu") == "torch"
     assert resolve_backend("auto", torch.device("cuda")) == "nerfacc"
     assert resolve_backend("torch", "cuda:0") == "torch"

@@ -100,6 +100,69 @@ def test_joint_phase_updates_all_four_groups(tmp_path: Path) -> None:
     assert _changed(field_before, field, _group_names(field, groups["mlp"])), "MLP did not update"
 
 
+def test_joint_step_terms_equal_the_reference_formulas(tmp_path: Path) -> None:
+    """Step 0 of the joint phase recomputed with the reference's formulas (k-kassab/igae,
+    ae/trainers.py): z = latent_dist.sample(), image MSEs on [-1, 1] images, TV summed over the
+    batch's views / (H + W). The finetune ablation sees the same batch and samples."""
+    from igae.autoencoder.normalizer import background_latent
+    from igae.seeding import derive_seed
+    from igae.train.data import draw, step_generator
+    from igae.train.igae_trainer import LatentRenderer
+
+    params = _params(**{"igae.warmup.steps": 0, "igae.joint.steps": 1, "igae.joint.views_per_batch": 3})
+    bank, photos = _bank(), _photos()
+    ae, field = _models(params, bank)
+    ae0, field0 = copy.deepcopy(ae), copy.deepcopy(field)
+    row = train_igae(ae, field, bank, photos, params.igae, None, 0, tmp_path / "igae").history[0]
+    j = params.igae.joint
+    assert j.posterior == "sample"
+    g = step_generator(0, "joint", 0)  # the documented draw order: views, photos, then the two eps
+    views, photo_ids = draw(len(bank), j.views_per_batch, g), draw(len(photos), j.photos_per_batch, g)
+    eps_v, eps_p = torch.randn(len(views), 4, 4, 4, generator=g), torch.randn(len(photo_ids), 4, 4, 4, generator=g)
+    s = ae0.normalizer.scale
+    with torch.no_grad():
+        x, p = bank.images[views] * 2 - 1, photos[photo_ids] * 2 - 1  # the reference's [-1, 1] images
+        dist = ae0.vae.encode(x).latent_dist
+        z = dist.mean + dist.std * eps_v
+        background = torch.tanh(s * background_latent(ae0, bank.background, size=16))
+        render = LatentRenderer(field0, bank, 4, params.igae.triplane)(views, background,
+                                                                      derive_seed(0, "joint/jitter", 0))
+        photo_dist = ae0.vae.encode(p).latent_dist
+        stack = torch.stack([field0.triplanes[int(i)] for i in bank.scene_index[views]])
+        tv = ((stack[..., 1:, :] - stack[..., :-1, :]).norm() ** 2
+              + (stack[..., :, 1:] - stack[..., :, :-1]).norm() ** 2) / (stack.shape[-2] + stack.shape[-1])
+        expected = {
+            "latent": j.latent * (torch.tanh(s * z) - render).square().mean(),
+            "rgb": j.rgb * (ae0.vae.decode(torch.atanh(render) / s).sample - x).square().mean(),
+            "ae_synthetic": j.ae_synthetic * (ae0.vae.decode(z).sample - x).square().mean(),
+            "ae_real_mse": j.ae_real_mse * (ae0.vae.decode(photo_dist.mean + photo_dist.std * eps_p).sample - p)
+            .square().mean(),
+            "tv": j.tv * tv,
+        }
+    for key, value in expected.items():
+        assert row[key] == pytest.approx(float(value), rel=1e-4), key
+    # The ablation: same views, photos and samples, hence the same AE terms at step 0.
+    ablation = finetune_ae(ae0, bank.images, photos, j, None, 0, tmp_path / "ft", 10).history[0]
+    for key in ("ae_synthetic", "ae_real_mse"):
+        assert ablation[key] == pytest.approx(row[key], rel=1e-6), key
+
+
+def test_warmup_lr_decays_per_epoch_and_freezes_the_mlp_at_the_end(tmp_path: Path) -> None:
+    """8 views at 4 per step: 2 steps per epoch. After 6 warm-up steps (3 epochs) the tri-plane lr
+    is lr x 0.988032^3 and the MLP's is 0 (frozen for the last half here)."""
+    from igae.train.checkpoint import load_latest_checkpoint
+
+    params = _params(**{"igae.warmup.steps": 6, "igae.warmup.views_per_batch": 4, "igae.joint.steps": 0,
+                        "igae.warmup.freeze_mlp_fraction": 0.5})
+    bank = _bank()
+    ae, field = _models(params, bank)
+    train_igae(ae, field, bank, _photos(), params.igae, None, 0, tmp_path)
+    groups = {g["name"]: g["lr"] for g in load_latest_checkpoint(tmp_path / "checkpoints")["optimizers"]["field"]
+              ["param_groups"]}
+    assert groups["triplanes"] == pytest.approx(params.igae.warmup.lr * 0.988032 ** 3, rel=1e-12)
+    assert groups["mlp"] == 0.0
+
+
 def test_losses_csv_has_every_step_and_term(tmp_path: Path) -> None:
     params = _params()
     bank = _bank()
@@ -115,14 +178,22 @@ class _Crash(RuntimeError):
     pass
 
 
-@pytest.mark.parametrize("crash_at_save, resumed_step", [(2, 3), (3, 4)])  # end of warm-up; mid-joint
+_EPOCHS_AND_FREEZE = {"igae.warmup.steps": 6, "igae.warmup.views_per_batch": 4, "igae.warmup.freeze_mlp_fraction": 0.5,
+                      "igae.joint.steps": 2, "igae.joint.views_per_batch": 4}
+
+
+@pytest.mark.parametrize("crash_at_save, resumed_step, overrides", [
+    (2, 3, {}), (3, 4, {}),  # end of warm-up; mid-joint
+    (2, 4, _EPOCHS_AND_FREEZE),  # mid-warm-up, after an epoch boundary and the MLP freeze (step 3)
+])
 def test_igae_resume_after_crash_is_bit_exact(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, crash_at_save: int, resumed_step: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, crash_at_save: int, resumed_step: int, overrides: dict
 ) -> None:
     """A run that dies right after a checkpoint, rerun, equals an uninterrupted run (CPU: bit-exact).
 
     Checkpoints fall at steps 2 and 4 (checkpoint_every 2) and 3 (end of warm-up)."""
-    params = _params()
+    params = _params(**overrides)
+    total = params.igae.warmup.steps + params.igae.joint.steps
     bank, photos = _bank(), _photos()
     ae_a, field_a = _models(params, bank)
     train_igae(ae_a, field_a, bank, photos, params.igae, None, 0, tmp_path / "a")
@@ -144,7 +215,7 @@ def test_igae_resume_after_crash_is_bit_exact(
     monkeypatch.setattr(loop_module, "save_checkpoint", real_save)
     ae_c, field_c = _models(params, bank)  # a fresh process: fresh modules
     result = train_igae(ae_c, field_c, bank, photos, params.igae, None, 0, tmp_path / "b")
-    assert result.resumed_from == resumed_step and result.steps_run == 6 - resumed_step
+    assert result.resumed_from == resumed_step and result.steps_run == total - resumed_step
     for a, c in ((ae_a, ae_c), (field_a, field_c)):
         sa, sc = a.state_dict(), c.state_dict()
         assert all(torch.equal(sa[k], sc[k]) for k in sa)
@@ -230,6 +301,26 @@ def test_standard_ae_and_finetune_reduce_loss(tmp_path: Path) -> None:
     frozen = _snapshot(ae)
     finetune_ae(ae, bank.images, _photos(), params.igae.joint, None, 0, tmp_path / "ft", 5)
     assert any(not torch.equal(frozen[k], v) for k, v in ae.state_dict().items())
+
+
+def test_finetune_reads_only_the_joint_keys_its_stage_depends_on(tmp_path: Path) -> None:
+    """The ablation's weights do not change with the joint keys it does not list (so its stage need not
+    rerun on them) and do change with one it lists."""
+    from igae.config import FINETUNE_JOINT_KEYS, JointParams
+
+    assert set(JointParams.model_fields) - set(FINETUNE_JOINT_KEYS) == {"latent", "rgb", "tv", "lr_triplane"}
+
+    def run(tag: str, **joint: float) -> dict[str, torch.Tensor]:
+        params = _params(**{"igae.joint.steps": 2, **{f"igae.joint.{k}": v for k, v in joint.items()}})
+        ae = Autoencoder.from_architecture(ARCH, seed=0)
+        finetune_ae(ae, _bank().images, _photos(), params.igae.joint, None, 0, tmp_path / tag, 5)
+        return ae.state_dict()
+
+    base = run("base")
+    unread = run("unread", latent=7.0, rgb=9.0, tv=0.5, lr_triplane=0.3)
+    assert all(torch.equal(base[k], unread[k]) for k in base)
+    read = run("read", ae_synthetic=5.0)
+    assert any(not torch.equal(base[k], read[k]) for k in base)
 
 
 def test_decoded_renders_shape_and_range(tmp_path: Path) -> None:

@@ -11,32 +11,25 @@ plus ``igae_autoencoder.json`` (metadata, provenance, architecture, normaliser s
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import re
-import socket
-import threading
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
-from urllib.parse import urlparse
 
 import torch
 from torch import nn
 
+from igae.autoencoder.loading import CONFIG_FILE, WEIGHTS_FILE, load_vae
 from igae.autoencoder.normalizer import DEFAULT_SCALE, LatentNormalizer
-from igae.errors import InputError, OfflineError
+from igae.errors import InputError
 from igae.io import atomic_dir, sha256_file, write_json_atomic
 from igae.provenance import provenance
 
 log = logging.getLogger(__name__)
 
 IGAE_FILE = "igae_autoencoder.json"
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
 FORMAT_VERSION = 1
 
 
@@ -196,6 +189,7 @@ class Autoencoder(nn.Module):
         images: torch.Tensor,
         sample: bool = False,
         generator: torch.Generator | None = None,
+        noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Encode images to raw latents.
 
@@ -203,15 +197,20 @@ class Autoencoder(nn.Module):
             images: ``(N, 3, H, W)`` in [0, 1].
             sample: draw ``mean + std * eps`` (KL training) instead of returning the mean.
             generator: for the sample; must live on the model's device.
+            noise: ``(N, C, H/f, W/f)`` standard-normal ``eps`` of a sample, drawn by the caller
+                (e.g. on the CPU from a seeded generator, the same on every device); implies a
+                sample (diffusers' ``latent_dist.sample()`` with this ``eps``).
 
         Returns:
-            ``(N, C, H/f, W/f)`` raw latents (deterministic posterior mean by default).
+            ``(N, C, H/f, W/f)`` raw latents (deterministic posterior mean by default),
+            differentiable in the mean and the std.
         """
         mean, logvar = self.encode_posterior(images)
-        if not sample:
+        if noise is None and not sample:
             return mean
-        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        return mean + torch.exp(0.5 * logvar) * noise
+        if noise is None:
+            noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        return mean + torch.exp(0.5 * logvar) * noise.to(mean.device)
 
     def decode(self, latents: torch.Tensor, clamp: bool = False) -> torch.Tensor:
         """Decode raw latents to images.
@@ -293,7 +292,7 @@ class Autoencoder(nn.Module):
                 latent channels different from ``expected_latent_channels``.
             OfflineError: a hub id that is neither cached nor downloadable.
         """
-        vae = _load_vae(name_or_path)
+        vae = load_vae(name_or_path)
         if expected_latent_channels is not None and vae.config.latent_channels != expected_latent_channels:
             raise InputError(
                 f"autoencoder has {vae.config.latent_channels} latent channels but "
@@ -309,7 +308,10 @@ class Autoencoder(nn.Module):
 
         Writes the diffusers files (loadable with no igae code) and ``igae_autoencoder.json``
         with ``metadata`` (its ``seed`` key, if any, goes into the provenance block),
-        provenance, architecture, normaliser scale and the weights' SHA-256.
+        provenance, architecture, downsampling, latent channels, diffusers' ``scaling_factor``,
+        normaliser scale and the weights' SHA-256. The metadata of a stage's AE also holds
+        ``normalizer_calibration`` (how ``s`` was chosen) and ``latent_stats`` (raw and
+        normalised latent std on its training data).
         """
         metadata = dict(metadata or {})
         with atomic_dir(folder) as tmp:
@@ -322,6 +324,9 @@ class Autoencoder(nn.Module):
                 "architecture": self.architecture.to_dict(),
                 "latent_channels": self.latent_channels,
                 "downsampling": self.downsampling,
+                # diffusers' scaling_factor (unused here: latents stay raw); latent-space tools
+                # that consume this AE's latents multiply by it.
+                "scaling_factor": float(getattr(self.vae.config, "scaling_factor", 1.0) or 1.0),
                 "normalizer": {"scale": self.normalizer.scale, "eps": self.normalizer.eps},
                 "weights_sha256": sha256_file(Path(tmp) / WEIGHTS_FILE),
                 "metadata": metadata,
@@ -358,129 +363,3 @@ class Autoencoder(nn.Module):
         ae.normalizer = LatentNormalizer(scale, eps)
         ae.metadata = metadata
         return ae
-
-
-# ---------------------------------------------------------------------- loading diffusers models
-
-WEIGHT_NAMES = (WEIGHTS_FILE, "diffusion_pytorch_model.bin", WEIGHTS_FILE + ".index.json")
-HUB_PROBE_TIMEOUT_S = 3.0
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence diffusers/huggingface_hub chatter (deprecation and accelerate notices)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
-
-
-def _load_vae(name_or_path: str | Path) -> nn.Module:
-    """A float32 ``AutoencoderKL`` from a local folder or a hub id (see ``Autoencoder.from_pretrained``)."""
-    text = str(name_or_path)
-    path = Path(text).expanduser()
-    if path.exists() or not _HUB_ID.match(text):
-        return _load_local(path)
-    return _load_hub(text)
-
-
-def _load_local(folder: Path) -> nn.Module:
-    from diffusers import AutoencoderKL
-
-    if not folder.is_dir():
-        raise InputError("autoencoder folder does not exist", path=folder)
-    if not (folder / CONFIG_FILE).is_file() and (folder / "vae" / CONFIG_FILE).is_file():
-        folder = folder / "vae"  # a full pipeline folder: its autoencoder lives in vae/
-    config_path = folder / CONFIG_FILE
-    if not config_path.is_file():
-        raise InputError(f"{CONFIG_FILE} is missing from the autoencoder folder", path=folder)
-    try:
-        config = json.loads(config_path.read_text())
-    except ValueError as e:
-        raise InputError(f"not valid JSON ({e})", path=config_path) from e
-    cls_name = config.get("_class_name", "AutoencoderKL") if isinstance(config, dict) else None
-    if cls_name != "AutoencoderKL":
-        raise InputError(f"expected an AutoencoderKL config, found class {cls_name!r}", path=config_path)
-    if not any((folder / name).is_file() for name in WEIGHT_NAMES):
-        raise InputError(
-            f"weights file {WEIGHTS_FILE} is missing from the autoencoder folder "
-            f"(it holds {sorted(p.name for p in folder.iterdir())})",
-            path=folder,
-        )
-    try:
-        with _quiet():
-            vae = AutoencoderKL.from_pretrained(
-                folder, torch_dtype=torch.float32, low_cpu_mem_usage=False, local_files_only=True
-            )
-    except (OSError, ValueError, RuntimeError, KeyError) as e:
-        raise InputError(f"could not load the autoencoder ({type(e).__name__}: {e})", path=folder) from e
-    return vae.eval()
-
-
-def _hub_offline() -> bool:
-    """True when the user asked huggingface_hub to stay offline (read now, not at import)."""
-    from huggingface_hub import constants
-
-    value = os.environ.get("HF_HUB_OFFLINE", "")
-    return value.strip().lower() in {"1", "true", "yes", "on"} or bool(constants.HF_HUB_OFFLINE)
-
-
-def _hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> tuple[bool, str]:
-    """Whether a TCP connection to the hub endpoint opens within ``timeout`` seconds.
-
-    huggingface_hub retries an unreachable host for ~25 s before giving up; this probe
-    answers in at most ``timeout``. It runs in a daemon thread because DNS resolution has
-    no timeout of its own.
-    """
-    from huggingface_hub import constants
-
-    url = urlparse(os.environ.get("HF_ENDPOINT") or constants.ENDPOINT)
-    host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
-    result: list[str] = []
-
-    def probe() -> None:
-        try:
-            socket.create_connection((host, port), timeout=timeout).close()
-            result.append("")
-        except OSError as e:
-            result.append(f"{host}:{port} unreachable: {e}")
-
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if not result:
-        return False, f"no answer from {host}:{port} within {timeout:g} s"
-    return result[0] == "", result[0]
-
-
-def _offline_error(name: str, reason: str) -> OfflineError:
-    return OfflineError(
-        f"could not download the autoencoder {name!r} from the Hugging Face hub ({reason}). "
-        "Download it where the hub is reachable (e.g. AutoencoderKL.from_pretrained(...)"
-        ".save_pretrained(folder)) and point params at that local folder instead: "
-        "`autoencoder.pretrained: /path/to/folder`, the folder holding config.json + "
-        f"{WEIGHTS_FILE}. (If {name!r} was meant as a local folder: it does not exist.)"
-    )
-
-
-def _load_hub(name: str) -> nn.Module:
-    from diffusers import AutoencoderKL
-
-    kwargs = {"torch_dtype": torch.float32, "low_cpu_mem_usage": False}
-    try:  # the local hub cache first: works offline when the model was fetched before
-        with _quiet():
-            vae = AutoencoderKL.from_pretrained(name, local_files_only=True, **kwargs)
-        log.info("autoencoder %s loaded from the local hub cache", name)
-        return vae.eval()
-    except (OSError, ValueError):
-        pass
-    if _hub_offline():
-        raise _offline_error(name, "HF_HUB_OFFLINE is set and the model is not in the local hub cache")
-    ok, reason = _hub_reachable()
-    if not ok:
-        raise _offline_error(name, reason)
-    try:
-        with _quiet():
-            return AutoencoderKL.from_pretrained(name, **kwargs).eval()
-    except (OSError, ValueError) as e:
-        raise _offline_error(name, f"{type(e).__name__}: {e}") from e

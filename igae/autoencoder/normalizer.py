@@ -1,21 +1,17 @@
-"""Latent normalisation ``tanh(s * z)`` and the background latent.
+"""Latent normalisation ``tanh(s * z)`` and its inverse (pure tensor maps; no autoencoder here).
 
 Tri-planes render latents in (-1, 1); the autoencoder's raw latents are unbounded. The
 normalizer maps between the two: ``normalize(z) = tanh(s * z)`` and its inverse
 ``denormalize(y) = atanh(y) / s``. With ``s = 0.02`` (the paper's code) raw latents of
-magnitude up to ~150 stay in tanh's non-saturated range.
+magnitude up to ~150 stay in tanh's non-saturated range. ``s`` is usually calibrated per
+autoencoder (:mod:`igae.autoencoder.calibration`) and stored with it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
 from igae.errors import InputError
-
-if TYPE_CHECKING:
-    from igae.autoencoder.model import Autoencoder
 
 DEFAULT_SCALE = 0.02
 
@@ -60,57 +56,3 @@ class LatentNormalizer:
 
     def __repr__(self) -> str:
         return f"LatentNormalizer(scale={self.scale}, eps={self.eps})"
-
-
-@torch.no_grad()
-def background_latent(
-    ae: "Autoencoder",
-    color: tuple[float, float, float],
-    size: int = 64,
-    normalized: bool = False,
-) -> torch.Tensor:
-    """The latent of a uniform image of the background colour, computed by encoding it.
-
-    Never hard-coded: every autoencoder (and every training step of one) has its own.
-    A ``size x size`` image filled with ``color`` is encoded (posterior mean); the latent is
-    averaged over the central half of the latent map in each direction, because the
-    encoder's zero padding makes the border latents differ from those of an endless
-    background.
-
-    Args:
-        ae: the autoencoder; its parameters' device is used.
-        color: RGB in [0, 1].
-        size: image side in pixels; a multiple of ``ae.downsampling`` and at least
-            ``4 * ae.downsampling`` so the central region is not empty.
-        normalized: return ``ae.normalizer.normalize(raw)`` instead of the raw latent.
-
-    Returns:
-        ``(C,)`` float32 on the autoencoder's device: the raw latent (default) or its
-        normalised value in (-1, 1).
-    """
-    if len(color) != 3 or not all(0.0 <= float(c) <= 1.0 for c in color):
-        raise InputError(f"background colour must be three values in [0, 1], got {tuple(color)}")
-    f = ae.downsampling
-    if size % f or size < 4 * f:
-        raise InputError(
-            f"background latent image size must be a multiple of the downsampling {f} "
-            f"and at least {4 * f}, got {size}"
-        )
-    image = torch.tensor(color, dtype=torch.float32, device=ae.device).view(1, 3, 1, 1)
-    latent = ae.encode(image.expand(1, 3, size, size).contiguous())[0]  # (C, h, w)
-    h = size // f
-    lo, hi = h // 4, h - h // 4
-    raw = latent[:, lo:hi, lo:hi].mean(dim=(1, 2))
-    return ae.normalizer.normalize(raw) if normalized else raw
-
-
-@torch.no_grad()
-def encode_normalized(ae: "Autoencoder", images: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
-    """``norm(E(x))`` (posterior mean) of ``images`` ``(N, 3, H, W)`` -> ``(N, C, h, w)`` on CPU,
-    ``batch_size`` images per encoder call (bounded memory); the AE's train/eval mode is kept."""
-    was_training = ae.training
-    ae.eval()
-    out = [ae.normalizer.normalize(ae.encode(images[i : i + batch_size].to(ae.device))).cpu()
-           for i in range(0, len(images), batch_size)]
-    ae.train(was_training)
-    return torch.cat(out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import subprocess
@@ -12,55 +13,68 @@ from typing import Any, Callable
 
 import torch
 
-from igae.config import Params, load_params
+from igae.cli.common import log
+from igae.config import FINETUNE_JOINT_KEYS, Params, load_params
 from igae.errors import InputError
-from igae.io import atomic_dir, save_png_atomic, sha256_file, write_json_atomic
+from igae.io import atomic_dir, save_png_atomic, sha256_file
 from igae.provenance import provenance
-
-
-def _log(message: str) -> None:
-    print(f"[igae] {message}", file=sys.stderr, flush=True)
 
 
 def _setup(args: argparse.Namespace) -> tuple[Params, torch.device, Any]:
     """Params, device and data-parallel context; re-launches under torch.distributed.run
     when ``training.processes`` > 1 and this process was not started by it."""
     from igae.train.distributed import init_distributed, resolve_device, set_threads
+    from igae.train.precision import configure_precision
 
     params = load_params(args.params, preset=args.preset)
     procs = params.training.processes
     if procs > 1 and "WORLD_SIZE" not in os.environ:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}",
                "-m", "igae", *sys.argv[1:]]
-        _log(f"launching {procs} data-parallel processes")
+        log(f"launching {procs} data-parallel processes")
         raise SystemExit(subprocess.call(cmd))
     set_threads(params.training.threads)
-    device = resolve_device(params.training.device)
-    return params, device, init_distributed(device)
+    device = resolve_device(params.training.device, params.training.jobs_per_gpu)
+    return params, device, init_distributed(device, configure_precision(params.training.precision, device))
 
 
-def _data_checksums(*paths: str | Path) -> dict[str, str]:
-    return {str(p): sha256_file(p) for p in paths}
+def _load_stage_ae(folder: str | Path, params: Params, calibration_views: Callable[[], tuple[list[torch.Tensor], str]] | None = None):
+    """The AE that ``--ae`` names (see ``open_autoencoder``: an AE stage's or import-ae's output, or a
+    plain diffusers folder, calibrated on ``calibration_views()`` when its scale is auto).
 
+    The latent channels of an AE trained here from ``autoencoder.architecture`` must be those
+    params describe (a stale output otherwise); an imported or pretrained AE keeps its own.
+    """
+    from igae.autoencoder.importing import MODEL_SUBDIR, ORIGIN_TRAINED, open_autoencoder, origin_of
 
-def _load_stage_ae(folder: str | Path, params: Params):
-    """An AE output folder of this pipeline; its latent channels must be those params describe."""
-    from igae.autoencoder.model import Autoencoder
-
-    model = Path(folder) / "model"
-    ae = Autoencoder.load(model)
-    expected = params.autoencoder.architecture.latent_channels
-    if params.autoencoder.pretrained is None and ae.latent_channels != expected:
+    cfg = params.autoencoder
+    ae = open_autoencoder(folder, cfg.normalizer_scale, cfg.normalizer_target_std, cfg.normalizer_calibration_images,
+                          calibration_views)
+    expected = cfg.architecture.latent_channels
+    if origin_of(ae) == ORIGIN_TRAINED and cfg.pretrained is None and ae.latent_channels != expected:
+        where = Path(folder) / MODEL_SUBDIR if (Path(folder) / MODEL_SUBDIR).is_dir() else folder
         raise InputError(f"the autoencoder has {ae.latent_channels} latent channels but params "
-                         f"autoencoder.architecture.latent_channels is {expected} (retrain it or fix the params)",
-                         model)
+                         f"autoencoder.architecture.latent_channels is {expected}; an AE trained here from "
+                         "autoencoder.architecture must match it (retrain it or fix the params; an AE brought in "
+                         "with igae import-ae keeps its own channels)", where)
     return ae
 
 
-def _metadata(params: Params, name: str, extra: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "preset": params.preset, "seed": params.seed,
-            "params": {k: getattr(params, k).model_dump() for k in ("autoencoder", "train_ae", "igae", "training")},
-            **extra}
+def _lazy_training_data(args: argparse.Namespace):
+    """``load()`` -> (views, photos), read once, on first call (after the AE loaded, so a bad
+    AE folder is reported first), and ``views()`` -> ``([views.images], description)`` to calibrate on."""
+    load = functools.cache(lambda: _load_training_data(args))
+    return load, lambda: ([load()[0].images], f"training-scene views ({args.scenes})")
+
+
+def _latent_metadata(ae, views: torch.Tensor, params: Params, inherited: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``latent_stats`` (raw and normalised latent std) of ``ae`` on its training views, plus what it inherited."""
+    from igae.autoencoder.calibration import measure_latents
+
+    stats = measure_latents(ae, [views], params.autoencoder.normalizer_calibration_images)
+    log(f"latents on training views: raw std {stats['raw_std']:.4g}, normalised std {stats['normalized_std']:.4g} "
+        f"(s = {ae.normalizer.scale:g})")
+    return {**(inherited or {}), "latent_stats": stats}
 
 
 def _load_training_data(args: argparse.Namespace):
@@ -70,89 +84,128 @@ def _load_training_data(args: argparse.Namespace):
     return load_view_bank(args.scenes, "train"), read_photo_set(args.photos, "train")
 
 
-def cmd_train_ae(args: argparse.Namespace) -> None:
-    from igae.autoencoder.model import AEArchitecture, Autoencoder
-    from igae.autoencoder.perceptual import load_perceptual
+TrainBody = Callable[[Params, torch.device, Any], tuple[Any, dict[str, Any], "Callable[[Path], None] | None"]]
+"""``(params, device, ctx) -> (ae, metadata, extra)``: one AE stage's training; ``extra(tmp)`` writes
+files beside the model (or None)."""
+
+
+def _run_ae_stage(args: argparse.Namespace, name: str, recorded: dict[str, Callable[[Params], Any]],
+                  train: TrainBody) -> None:
+    """The skeleton of every AE training stage: set up, train, then (main process) write
+    ``--out`` atomically with metadata naming the params the stage read and the data it used."""
     from igae.train.distributed import shutdown_distributed
-    from igae.train.standard_ae import train_standard_ae
 
     params, device, ctx = _setup(args)
-    cfg = params.autoencoder
-    checksums = _data_checksums(Path(args.scenes) / "manifest.json", Path(args.photos) / "manifest.json")
-    work = Path(args.work)
-    if cfg.pretrained is not None:
-        ae = Autoencoder.from_pretrained(cfg.pretrained, normalizer_scale=cfg.normalizer_scale)
-        result_info = {"trained_here": False, "pretrained": cfg.pretrained}
-    else:
-        a = cfg.architecture
-        arch = AEArchitecture(tuple(a.block_out_channels), a.layers_per_block, a.latent_channels, a.norm_num_groups)
-        ae = Autoencoder.from_architecture(arch, seed=params.seed, normalizer_scale=cfg.normalizer_scale,
-                                          initial_logvar=params.train_ae.initial_logvar).to(device)
-        bank, photos = _load_training_data(args)
-        perceptual = load_perceptual(cfg.perceptual, device=device)
-        _log(f"standard AE: {sum(p.numel() for p in ae.parameters()) / 1e6:.2f}M parameters, "
-             f"{len(bank)} scene views + {len(photos)} photos, perceptual {perceptual.backend}")
-        result = train_standard_ae(ae, bank.images, photos, params.train_ae, perceptual, params.seed, work,
-                                   params.training.nan_policy, ctx)
-        result_info = {"trained_here": True, "steps": params.train_ae.steps, "skipped_steps": result.skipped_steps,
-                       "resumed_from": result.resumed_from, "perceptual_backend": perceptual.backend}
+    checksums = {str(p): sha256_file(p) for p in (Path(args.scenes) / "manifest.json", Path(args.photos) / "manifest.json")}
+    ae, info, extra = train(params, device, ctx)
     if ctx.is_main:
-        meta = _metadata(params, "standard", {**result_info, "data_sha256": checksums})
-        _write_ae_output(args.out, ae, meta, work / "losses.csv")
+        meta = {"name": name, "preset": params.preset, "seed": params.seed,
+                "params": {key: value(params) for key, value in recorded.items()}, **info, "data_sha256": checksums}
+        _write_ae_output(args.out, ae, meta, Path(args.work) / "losses.csv", extra)
     shutdown_distributed()
+
+
+def _dump(section: str) -> Callable[[Params], Any]:
+    return lambda params: getattr(params, section).model_dump()
+
+
+def cmd_train_ae(args: argparse.Namespace) -> None:
+    def train(params: Params, device: torch.device, ctx: Any):
+        from igae.autoencoder.calibration import resolve_normalizer
+        from igae.autoencoder.importing import ORIGIN_PRETRAINED, ORIGIN_TRAINED, import_autoencoder
+        from igae.autoencoder.model import AEArchitecture, Autoencoder
+        from igae.autoencoder.perceptual import load_perceptual
+        from igae.train.standard_ae import train_standard_ae
+
+        cfg = params.autoencoder
+        load, views = _lazy_training_data(args)
+        if cfg.pretrained is not None:
+            ae = import_autoencoder(cfg.pretrained, cfg.normalizer_scale, cfg.normalizer_target_std, views,
+                                    cfg.normalizer_calibration_images, origin=ORIGIN_PRETRAINED)
+            info = {"trained_here": False, "pretrained": cfg.pretrained, **ae.metadata}
+        else:
+            a = cfg.architecture
+            arch = AEArchitecture(tuple(a.block_out_channels), a.layers_per_block, a.latent_channels, a.norm_num_groups)
+            ae = Autoencoder.from_architecture(arch, seed=params.seed,
+                                               initial_logvar=params.train_ae.initial_logvar).to(device)
+            bank, photos = load()
+            perceptual = load_perceptual(cfg.perceptual, device=device)
+            log(f"standard AE: {sum(p.numel() for p in ae.parameters()) / 1e6:.2f}M parameters, "
+                f"{len(bank)} scene views + {len(photos)} photos, perceptual {perceptual.backend}")
+            result = train_standard_ae(ae, bank.images, photos, params.train_ae, perceptual, params.seed,
+                                       Path(args.work), params.training.nan_policy, ctx)
+            info = {"trained_here": True, "origin": ORIGIN_TRAINED, "steps": params.train_ae.steps,
+                    "skipped_steps": result.skipped_steps, "resumed_from": result.resumed_from,
+                    "perceptual_backend": perceptual.backend}
+            if ctx.is_main:  # s from the trained AE's latents of its training views (one calibration function)
+                record = resolve_normalizer(ae, cfg.normalizer_scale, cfg.normalizer_target_std, *views(),
+                                            max_images=cfg.normalizer_calibration_images)
+                info.update(normalizer_calibration=record, latent_stats=record["latent_stats"])
+        if ctx.is_main:
+            stats = info["latent_stats"]
+            log(f"normaliser s = {ae.normalizer.scale:g} ({info['normalizer_calibration']['method']}); "
+                f"raw latent std {stats['raw_std']:.4g}, normalised std {stats['normalized_std']:.4g}")
+        return ae, info, None
+
+    _run_ae_stage(args, "standard", {k: _dump(k) for k in ("autoencoder", "train_ae", "training")}, train)
 
 
 def cmd_finetune_ae(args: argparse.Namespace) -> None:
-    from igae.autoencoder.model import Autoencoder
-    from igae.autoencoder.perceptual import load_perceptual
-    from igae.train.distributed import shutdown_distributed
-    from igae.train.standard_ae import finetune_ae
+    def train(params: Params, device: torch.device, ctx: Any):
+        from igae.autoencoder.importing import inherited_metadata
+        from igae.autoencoder.perceptual import load_perceptual
+        from igae.train.standard_ae import finetune_ae
 
-    params, device, ctx = _setup(args)
-    ae = _load_stage_ae(args.ae, params).to(device)
-    bank, photos = _load_training_data(args)
-    perceptual = load_perceptual(params.autoencoder.perceptual, device=device)
-    result = finetune_ae(ae, bank.images, photos, params.igae.joint, perceptual, params.seed, args.work,
-                         params.igae.checkpoint_every, params.training.nan_policy, ctx)
-    if ctx.is_main:
-        meta = _metadata(params, "finetuned", {
-            "start": str(args.ae), "steps": params.igae.joint.steps, "skipped_steps": result.skipped_steps,
-            "resumed_from": result.resumed_from, "perceptual_backend": perceptual.backend,
-            "data_sha256": _data_checksums(Path(args.scenes) / "manifest.json", Path(args.photos) / "manifest.json"),
-        })
-        _write_ae_output(args.out, ae, meta, Path(args.work) / "losses.csv")
-    shutdown_distributed()
+        load, views = _lazy_training_data(args)
+        ae = _load_stage_ae(args.ae, params, views).to(device)
+        inherited = inherited_metadata(ae, args.ae)
+        bank, photos = load()
+        perceptual = load_perceptual(params.autoencoder.perceptual, device=device)
+        result = finetune_ae(ae, bank.images, photos, params.igae.joint, perceptual, params.seed, args.work,
+                             params.igae.checkpoint_every, params.training.nan_policy, ctx)
+        info = {"start": str(args.ae), "steps": params.igae.joint.steps, "skipped_steps": result.skipped_steps,
+                "resumed_from": result.resumed_from, "perceptual_backend": perceptual.backend}
+        if ctx.is_main:
+            info = {**_latent_metadata(ae, bank.images, params, inherited), **info}
+        return ae, info, None
+
+    recorded = {k: _dump(k) for k in ("autoencoder", "training")}
+    recorded["igae.joint"] = lambda p: {k: getattr(p.igae.joint, k) for k in FINETUNE_JOINT_KEYS}
+    recorded["igae.checkpoint_every"] = lambda p: p.igae.checkpoint_every
+    _run_ae_stage(args, "finetuned", recorded, train)
 
 
 def cmd_train_igae(args: argparse.Namespace) -> None:
-    from igae.autoencoder.model import Autoencoder
-    from igae.autoencoder.perceptual import load_perceptual
-    from igae.train.distributed import shutdown_distributed
-    from igae.train.igae_trainer import make_triplane_field, save_field, train_igae
+    def train(params: Params, device: torch.device, ctx: Any):
+        from igae.autoencoder.importing import inherited_metadata
+        from igae.autoencoder.perceptual import load_perceptual
+        from igae.train.igae_trainer import make_triplane_field, save_field, train_igae
 
-    params, device, ctx = _setup(args)
-    ae = _load_stage_ae(args.ae, params).to(device)
-    bank, photos = _load_training_data(args)
-    perceptual = load_perceptual(params.autoencoder.perceptual, device=device)
-    field = make_triplane_field(bank.num_scenes, params.igae.triplane, ae.latent_channels,
-                                params.scenes.object_box, params.seed)
-    _log(f"IG-AE: {bank.num_scenes} tri-plane scenes, {len(bank)} views, {len(photos)} photos, "
-         f"perceptual {perceptual.backend}")
-    result = train_igae(ae, field, bank, photos, params.igae, perceptual, params.seed, args.work,
-                        params.training.nan_policy, ctx)
-    if ctx.is_main:
-        meta = _metadata(params, "igae", {
-            "start": str(args.ae), "skipped_steps": result.skipped_steps, "resumed_from": result.resumed_from,
-            "perceptual_backend": perceptual.backend, "scenes": bank.scene_names,
-            "data_sha256": _data_checksums(Path(args.scenes) / "manifest.json", Path(args.photos) / "manifest.json"),
-        })
+        load, views = _lazy_training_data(args)
+        ae = _load_stage_ae(args.ae, params, views).to(device)
+        inherited = inherited_metadata(ae, args.ae)
+        bank, photos = load()
+        perceptual = load_perceptual(params.autoencoder.perceptual, device=device)
+        field = make_triplane_field(bank.num_scenes, params.igae.triplane, ae.latent_channels,
+                                    params.scenes.object_box, params.seed)
+        log(f"IG-AE: {bank.num_scenes} tri-plane scenes, {len(bank)} views, {len(photos)} photos, "
+            f"perceptual {perceptual.backend}")
+        result = train_igae(ae, field, bank, photos, params.igae, perceptual, params.seed, args.work,
+                            params.training.nan_policy, ctx)
 
         def extra(tmp: Path) -> None:
             save_field(tmp / "triplanes.pt", field, params.igae.triplane, {"scenes": bank.scene_names, "seed": params.seed})
             _save_training_renders(tmp / "renders", ae, field, bank, params)
 
-        _write_ae_output(args.out, ae, meta, Path(args.work) / "losses.csv", extra)
-    shutdown_distributed()
+        info = {"start": str(args.ae), "skipped_steps": result.skipped_steps, "resumed_from": result.resumed_from,
+                "perceptual_backend": perceptual.backend, "scenes": bank.scene_names}
+        if ctx.is_main:
+            info = {**_latent_metadata(ae, bank.images, params, inherited), **info}
+        return ae, info, extra
+
+    recorded = {k: _dump(k) for k in ("autoencoder", "igae", "training")}
+    recorded["scenes.object_box"] = lambda p: p.scenes.object_box
+    _run_ae_stage(args, "igae", recorded, train)
 
 
 def _save_training_renders(folder: Path, ae, field, bank, params: Params) -> None:
@@ -166,32 +219,34 @@ def _save_training_renders(folder: Path, ae, field, bank, params: Params) -> Non
         save_png_atomic(folder / f"{bank.scene_names[s]}.png", grid.permute(1, 2, 0).numpy())
 
 
-def _write_ae_output(out: str, ae, meta: dict[str, Any], losses: Path,
+def _write_ae_output(out: str, ae, meta: dict[str, Any], losses: Path | None,
                      extra: Callable[[Path], None] | None = None) -> None:
     """``out/model`` (diffusers format + igae_autoencoder.json), ``out/losses.csv``, extras; atomically."""
+    from igae.autoencoder.importing import MODEL_SUBDIR
+
     with atomic_dir(out) as tmp:
-        ae.save(tmp / "model", metadata=meta)
-        if losses.exists():
+        ae.save(tmp / MODEL_SUBDIR, metadata=meta)
+        if losses is not None and losses.exists():
             shutil.copyfile(losses, tmp / "losses.csv")
         else:  # a pretrained AE that was not trained here
             (tmp / "losses.csv").write_text("step,phase\n")
         if extra is not None:
             extra(tmp)
-    _log(f"wrote {out}")
+    log(f"wrote {out}")
 
 
 def cmd_eval_ae(args: argparse.Namespace) -> None:
-    from igae.autoencoder.model import Autoencoder
     from igae.autoencoder.perceptual import load_perceptual
     from igae.data.photos import read_photo_set
-    from igae.eval.ae_quality import evaluate_autoencoder, summarize
-    from igae.eval.metrics import image_metrics
+    from igae.eval.ae_quality import evaluate_autoencoder, triplane_fit_quality
     from igae.train.data import load_view_bank
     from igae.train.distributed import resolve_device, set_threads
+    from igae.train.precision import configure_precision
 
     params = load_params(args.params, preset=args.preset)
     set_threads(params.training.threads)
-    device = resolve_device(params.training.device)
+    device = resolve_device(params.training.device, params.training.jobs_per_gpu)
+    configure_precision(params.training.precision, device)  # TF32 switches, stated explicitly
     ae = _load_stage_ae(args.ae, params).to(device)
     perceptual = load_perceptual(params.autoencoder.perceptual, device=device)
     limit = params.eval_ae.max_images
@@ -203,23 +258,31 @@ def cmd_eval_ae(args: argparse.Namespace) -> None:
         "heldout_scene_views": (heldout.images[pick], [f"{heldout.scene_names[heldout.scene_index[i]]}/view_{int(i)}" for i in pick]),
     }
     meta = {"autoencoder": args.name, "ae_folder": str(args.ae), "seed": params.seed,
-            "provenance": provenance(params.seed, device=str(device))}
+            "provenance": provenance(params.seed, device=str(device)), **_eval_latent_stats(ae, sets, limit)}
     triplanes = Path(args.ae) / "triplanes.pt"
     if triplanes.exists() and args.scenes:
-        from igae.train.igae_trainer import decoded_renders, load_field
-
-        field, tp = load_field(triplanes, params.scenes.object_box)
-        bank = load_view_bank(args.scenes, "train")
-        views = torch.linspace(0, len(bank) - 1, min(limit, len(bank))).round().long().unique()
-        pred = decoded_renders(ae, field.to(device), bank, views, tp)
-        fit = {k: v.cpu() for k, v in image_metrics(pred.to(device), bank.images[views].to(device), perceptual).items()}
-        meta["triplane_fit_training_views"] = summarize(fit)
+        meta["triplane_fit_training_views"] = triplane_fit_quality(ae, triplanes, args.scenes, limit,
+                                                                   params.scenes.object_box, perceptual)
     result = evaluate_autoencoder(ae, sets, perceptual, args.out, meta)
     for set_name, m in result["metrics"].items():
-        _log(f"{args.name} {set_name}: PSNR {m['psnr']['mean']:.2f} dB, SSIM {m['ssim']['mean']:.3f}, "
-             f"{result['perceptual_backend']} {m.get('perceptual', {}).get('mean', float('nan')):.4f}")
+        log(f"{args.name} {set_name}: PSNR {m['psnr']['mean']:.2f} dB, SSIM {m['ssim']['mean']:.3f}, "
+            f"{result['perceptual_backend']} {m.get('perceptual', {}).get('mean', float('nan')):.4f}")
     if "triplane_fit_training_views" in meta:
-        _log(f"{args.name} tri-plane fit on training views: PSNR {meta['triplane_fit_training_views']['psnr']['mean']:.2f} dB")
+        log(f"{args.name} tri-plane fit on training views: PSNR {meta['triplane_fit_training_views']['psnr']['mean']:.2f} dB")
+
+
+def _eval_latent_stats(ae, sets: dict[str, tuple[torch.Tensor, list[str]]], limit: int) -> dict[str, Any]:
+    """The AE's normaliser and its raw / normalised latent statistics, on each evaluation set and on its
+    training views (as recorded when it was made), for ``metrics.json``."""
+    from igae.autoencoder.calibration import measure_latents
+
+    per_set = {name: measure_latents(ae, [images], limit) for name, (images, _) in sets.items()}
+    for name, stats in per_set.items():
+        log(f"{name}: raw latent std {stats['raw_std']:.4g}, normalised std {stats['normalized_std']:.4g} "
+             f"(s = {ae.normalizer.scale:g})")
+    return {"normalizer": {"scale": ae.normalizer.scale, "eps": ae.normalizer.eps,
+                           "calibration": ae.metadata.get("normalizer_calibration")},
+            "latent_stats": per_set, "latent_stats_training_views": ae.metadata.get("latent_stats")}
 
 
 def register(sub: argparse._SubParsersAction, add_params_args: Callable[[argparse.ArgumentParser], None]) -> None:

@@ -11,17 +11,14 @@ from typing import Any, Callable
 from igae.assets import make_source
 from igae.assets.base import ObjectRecord, ObjectSource
 from igae.assets.debian import fetch_debian_package
-from igae.config import AssetsParams, Params, load_params, params_json_schema
+from igae.cli.common import log
+from igae.config import AssetsParams, Params, effective_params_yaml, load_params, params_json_schema
 from igae.errors import InputError
-from igae.io import write_json_atomic
+from igae.io import write_json_atomic, write_text_atomic
 from igae.provenance import provenance
 
 CATALOGUE_PACKAGE = "sweethome3d-furniture"
 PHOTO_PACKAGES = ("opencv-doc", "mate-backgrounds")
-
-
-def _log(message: str) -> None:
-    print(f"[igae] {message}", file=sys.stderr, flush=True)
 
 
 def _params(args: argparse.Namespace) -> Params:
@@ -55,7 +52,7 @@ def cmd_fetch_assets(args: argparse.Namespace) -> None:
     for pkg in debian_packages_needed(params):
         root = fetch_debian_package(pkg, params.assets.cache_dir)
         fetched[pkg] = (root / ".complete").read_text().strip()
-        _log(f"{pkg}: {fetched[pkg]} in {root}")
+        log(f"{pkg}: {fetched[pkg]} in {root}")
     write_json_atomic(args.out, {"debian_packages": fetched, "cache_dir": params.assets.cache_dir})
 
 
@@ -66,7 +63,7 @@ def cmd_select_objects(args: argparse.Namespace) -> None:
     sc = params.scenes
     source = object_source(params.assets, sc.train.count + sc.heldout.count, params.seed)
     records = source.list_objects()
-    _log(f"source {params.assets.source}: {len(records)} usable objects")
+    log(f"source {params.assets.source}: {len(records)} usable objects")
     chosen = select_objects(records, sc.train.count, sc.heldout.count, params.assets.heldout_categories, params.seed)
     write_json_atomic(args.out, {
         "source": params.assets.source,
@@ -92,7 +89,7 @@ def cmd_render_scenes(args: argparse.Namespace) -> None:
     set_params = getattr(sc, args.set)
     if args.set == "heldout" and sc.heldout.source == "folder":  # the user's scenes: copied, never written
         import_scene_set(sc.heldout.folder, args.out, args.set, params_snapshot={"preset": params.preset,
-                         "scenes": sc.model_dump()}, progress=_log)
+                         "scenes": sc.model_dump()}, progress=log)
         return
     source = object_source(params.assets, sc.train.count + sc.heldout.count, params.seed)
     render_scene_set(
@@ -102,7 +99,7 @@ def cmd_render_scenes(args: argparse.Namespace) -> None:
         object_box=sc.object_box, radius=sc.radius, fov_deg=sc.fov_deg, elevation_deg=sc.elevation_deg,
         seed=params.seed,
         params_snapshot={"preset": params.preset, "scenes": sc.model_dump(), "assets": params.assets.model_dump()},
-        progress=_log,
+        progress=log,
     )
 
 
@@ -116,7 +113,7 @@ def cmd_build_photos(args: argparse.Namespace) -> None:
         crops_per_photo=ph.crops_per_photo, test_fraction=ph.test_fraction, seed=params.seed,
         cache_dir=params.assets.cache_dir, folder=ph.folder, min_crop_fraction=ph.min_crop_fraction,
     )
-    _log(f"photos: {json.dumps(manifest.get('totals', {}))}")
+    log(f"photos: {json.dumps(manifest.get('totals', {}))}")
 
 
 def cmd_schema(args: argparse.Namespace) -> None:
@@ -133,7 +130,9 @@ def cmd_check_params(args: argparse.Namespace) -> None:
     params = _params(args)
     for method, cfg in params.nerf.method_params.items():  # names only; values are checked when built
         check_hyperparameters(method, cfg.hyper, where=f"nerf.method_params.{method}.hyper")
-    _log(f"{args.params} (preset {params.preset}) is valid")
+    log(f"{args.params} (preset {params.preset}) is valid")
+    if args.out:
+        write_text_atomic(args.out, effective_params_yaml(params))
 
 
 def register(sub: argparse._SubParsersAction, add_params_args: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -162,6 +161,7 @@ def register(sub: argparse._SubParsersAction, add_params_args: Callable[[argpars
             "Build the real-photo set (random crops of packaged photos, split by photo) with a licence manifest.")
     p.add_argument("--out", required=True, help="output folder of the photo set")
     p = add("check-params", cmd_check_params, "Validate the params file (and preset) and exit.")
+    p.add_argument("--out", default=None, help="also write the effective params (preset merged in) to this YAML file")
     p = sub.add_parser("schema", help="Print or write the JSON schema of params.yaml.",
                        description="Print or write the JSON schema of params.yaml (generated from igae/config.py).")
     p.add_argument("--out", default="-", help="file to write, '-' for stdout (default)")

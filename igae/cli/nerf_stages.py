@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Callable
 
+from igae.cli.common import log
 from igae.config import load_params
 from igae.errors import InputError
+from igae.fields.registry import METHOD_NAMES
 from igae.io import write_json_atomic
-
-
-def _log(message: str) -> None:
-    print(f"[igae] {message}", file=sys.stderr, flush=True)
 
 
 def _aabb(text: str) -> float | str:
@@ -48,7 +45,7 @@ def cmd_fit_nerf(args: argparse.Namespace) -> None:
     for scene_dir, scene_out, work in jobs:
         run_fit(FitJob(scene_dir, args.autoencoder, args.method, scene_out, work, aabb=args.aabb,
                        space_name=args.space_name, progress=not args.quiet, downscale=args.downscale,
-                       allow_unbounded=args.allow_unbounded), params, threads, _log)
+                       allow_unbounded=args.allow_unbounded), params, threads, log)
     if args.scene_set is not None and work_root.is_dir() and not any(work_root.iterdir()):
         work_root.rmdir()
 
@@ -70,7 +67,32 @@ def cmd_summarize_nerf(args: argparse.Namespace) -> None:
         write_text_atomic(out / "plots" / f"psnr_vs_time_{space}.csv", curve.to_csv(index=False, float_format="%.6g"))
     with_pd = summary.set_index(["method", "space"])[["psnr", "ssim", "train_s", "render_ms", "scenes"]]
     print(with_pd.to_string(float_format=lambda v: f"{v:.3f}"))
-    _log(f"wrote {out}/per_fit.csv, summary.csv, goals.json ({len(fits)} fits)")
+    log(f"wrote {out}/per_fit.csv, summary.csv, goals.json ({len(fits)} fits)")
+
+
+def cmd_build_extensions(args: argparse.Namespace) -> None:
+    """Load or build nerfacc's CUDA extension once (before parallel fits start) and record the outcome."""
+    import os
+
+    import torch
+
+    from igae.fields.nerfacc_cuda import nerfacc_cuda_status
+
+    status = nerfacc_cuda_status(wait_for_lock_s=args.wait_for_lock)
+    record = {
+        "nerfacc_cuda": {"available": status.available, "reason": status.reason, "build_dir": status.build_dir},
+        "torch": torch.__version__, "torch_cuda": torch.version.cuda, "cuda_devices": torch.cuda.device_count(),
+        "TORCH_EXTENSIONS_DIR": os.environ.get("TORCH_EXTENSIONS_DIR"),
+    }
+    if args.out:
+        write_json_atomic(args.out, record)
+    if status.available:
+        log(f"nerfacc's CUDA extension is ready ({status.build_dir})")
+    else:
+        log(f"nerfacc's CUDA extension is unavailable: {status.reason}; occupancy sampling on CUDA uses the torch "
+             f"march (nerf.occupancy.backend: auto)")
+        if args.require:
+            raise InputError(f"nerfacc's CUDA extension is required (--require) but unavailable: {status.reason}")
 
 
 def register(sub: argparse._SubParsersAction, add_params_args: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -83,7 +105,7 @@ def register(sub: argparse._SubParsersAction, add_params_args: Callable[[argpars
     p.add_argument("--scene-set", default=None, help="instead of --scene: fit every scene folder in this folder, "
                    "one after the other, into --out/<scene>")
     p.add_argument("--autoencoder", required=True, help="an AE output folder (with model/), or 'rgb' for the RGB baseline")
-    p.add_argument("--method", required=True, help="vanilla | ngp | kplanes | triplane (hyper-parameters: nerf.method_params)")
+    p.add_argument("--method", required=True, help=" | ".join(METHOD_NAMES) + " (igae/fields/registry.py; hyper-parameters: nerf.method_params)")
     p.add_argument("--out", required=True, help="output folder: metrics.json, per_view.csv, curve.csv, renders/, turntable.gif, field.pt")
     p.add_argument("--work", default=None, help="checkpoint folder (default: .<out>.work beside --out); a rerun "
                    "after an interruption resumes from it; removed once the fit's outputs are written")
@@ -106,3 +128,12 @@ def register(sub: argparse._SubParsersAction, add_params_args: Callable[[argpars
     p.add_argument("--out", required=True, help="output folder: per_fit.csv, summary.csv, goals.json, metrics.json, "
                    "plots/psnr_vs_time_<space>.csv")
     p.set_defaults(handler=cmd_summarize_nerf)
+
+    help_ = ("Load, or JIT-build, nerfacc's CUDA extension once, before fits run in parallel (it builds into "
+             "$TORCH_EXTENSIONS_DIR; concurrent first builds race). Without a CUDA toolkit it records why and exits 0.")
+    p = sub.add_parser("build-extensions", help=help_, description=help_)
+    p.add_argument("--out", default=None, help="write the outcome here as JSON")
+    p.add_argument("--wait-for-lock", type=float, default=600.0,
+                   help="seconds to wait for another process's build (its lock file) to finish (default: %(default)s)")
+    p.add_argument("--require", action="store_true", help="exit with an error when the extension is unavailable")
+    p.set_defaults(handler=cmd_build_extensions)

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from igae.cli.common import log
+
 RENDER_RECORD = "render.json"
 """The file every ``igae render`` output folder holds (also what marks the folder as ours)."""
-
-
-def _log(message: str) -> None:
-    print(f"[igae] {message}", file=sys.stderr, flush=True)
 
 
 def cmd_render(args: argparse.Namespace) -> None:
@@ -40,7 +37,7 @@ def cmd_render(args: argparse.Namespace) -> None:
     size = render_size(fit, model, parse_size(args.size) if args.size else None)
     poses = read_poses(args.poses, size)
     f = model.downsampling
-    _log(f"render {fit.method}/{fit.space} fit {fit.root}: {len(poses.names)} poses of {args.poses} at "
+    log(f"render {fit.method}/{fit.space} fit {fit.root}: {len(poses.names)} poses of {args.poses} at "
          f"{size[0]}x{size[1]} (field at {size[0] // f}x{size[1] // f}), {args.batch} frame(s) per decoder call, "
          f"{device}, {threads} thread(s)")
     latents: list[torch.Tensor] = []
@@ -64,7 +61,7 @@ def cmd_render(args: argparse.Namespace) -> None:
             np.save(tmp / "latents.npy", stacked.numpy())
             write_json_atomic(tmp / "latents.json", latent_record(fit, model, args.latents, stacked, poses.names))
         write_json_atomic(tmp / RENDER_RECORD, record)
-    _log(f"wrote {len(poses.names)} images to {out / 'images'}" + (f" and latents.pt/.npy ({args.latents})"
+    log(f"wrote {len(poses.names)} images to {out / 'images'}" + (f" and latents.pt/.npy ({args.latents})"
                                                                      if latents else ""))
 
 

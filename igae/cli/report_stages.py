@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Callable
 
+from igae.cli.common import log
 from igae.config import load_params
 
 
@@ -19,7 +19,7 @@ def cmd_report(args: argparse.Namespace) -> None:
                           heldout=Path(args.heldout), tables=results / "tables", figures=results / "figures",
                           report=results / "report")
     page = build_report(inputs, params.model_dump(mode="json"))
-    print(f"[igae] wrote {inputs.tables}/, {inputs.figures}/ and {page}", file=sys.stderr)
+    log(f"wrote {inputs.tables}/, {inputs.figures}/ and {page}")
 
 
 def register(sub: argparse._SubParsersAction, add_params_args: Callable[[argparse.ArgumentParser], None]) -> None:

@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from igae.data.scene import (
+from igae.data.scene_common import (
     SPLIT_NAMES,
     Scene,
     as_number,

@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from igae.data.scene import image_size, normalise_relpath
+from igae.data.scene_common import image_size, normalise_relpath
 from igae.errors import InputError
 
 

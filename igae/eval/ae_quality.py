@@ -89,3 +89,36 @@ def evaluate_autoencoder(
     write_per_image_csv(out_dir / "per_image.csv", rows)
     write_json_atomic(out_dir / "metrics.json", result)
     return result
+
+
+def triplane_fit_quality(
+    ae: Autoencoder,
+    triplanes: str | Path,
+    scenes: str | Path,
+    limit: int,
+    object_box: float,
+    perceptual: PerceptualMetric | None,
+) -> dict[str, dict[str, float]]:
+    """How well IG-AE's tri-planes fit its training scenes: metrics of decoded tri-plane renders.
+
+    Args:
+        ae: the IG-AE (its device is used).
+        triplanes: the ``triplanes.pt`` written by ``train-igae``.
+        scenes: the training scene set the tri-planes were fitted to.
+        limit: at most this many views, evenly spaced over the set.
+        object_box: ``scenes.object_box`` (the tri-planes' box).
+        perceptual: the perceptual metric, or None.
+
+    Returns:
+        :func:`summarize` of the per-view metrics (training views: a fit quality, not a test metric).
+    """
+    from igae.train.data import load_view_bank
+    from igae.train.igae_trainer import decoded_renders, load_field
+
+    device = ae.device
+    field, tp = load_field(triplanes, object_box)
+    bank = load_view_bank(scenes, "train")
+    views = torch.linspace(0, len(bank) - 1, min(limit, len(bank))).round().long().unique()
+    pred = decoded_renders(ae, field.to(device), bank, views, tp)
+    fit = {k: v.cpu() for k, v in image_metrics(pred.to(device), bank.images[views].to(device), perceptual).items()}
+    return summarize(fit)

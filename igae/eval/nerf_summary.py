@@ -14,13 +14,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from igae.config import AE_NAMES
 from igae.errors import InputError
 
 KEYS = ["space", "method", "scene"]
 STAGE_COLUMNS = {"latent": "train_stage1_s", "rgb_align": "train_stage2_s", "rgb": "train_rgb_s"}
 """Training phase of a fit -> its column (stage 1 / stage 2 of latent fits, the one RGB phase)."""
 METRIC_COLUMNS = ["psnr", "ssim", "perceptual", "train_s", *STAGE_COLUMNS.values(), "render_field_ms",
-                  "render_decode_ms", "render_ms", "peak_rss_mb"]
+                  "render_decode_ms", "render_ms", "peak_rss_mb", "gpu_peak_mb"]
 
 
 def fit_row(metrics: dict[str, Any], source: Path) -> dict[str, Any]:
@@ -36,6 +37,7 @@ def fit_row(metrics: dict[str, Any], source: Path) -> dict[str, Any]:
             **{col: metrics["train_seconds"].get(phase, float("nan")) for phase, col in STAGE_COLUMNS.items()},
             "render_field_ms": 1e3 * timing["field"], "render_decode_ms": 1e3 * timing["decode"],
             "render_ms": 1e3 * timing["total"], "peak_rss_mb": metrics["memory"]["cpu_peak_rss_mb"],
+            "gpu_peak_mb": metrics["memory"].get("gpu_peak_allocated_mb", float("nan")),  # CUDA fits only
             "device": metrics["provenance"].get("device"), "seed": metrics["seed"], "source": str(source),
         }
     except (KeyError, TypeError) as err:
@@ -119,13 +121,13 @@ def check_goals(summary: pd.DataFrame) -> dict[str, Any]:
         }
         entry["psnr_goal_met"] = (None if entry["igae_minus_standard_db"] is None or entry["igae_minus_finetuned_db"] is None
                                   else entry["igae_minus_standard_db"] >= 1.0 and entry["igae_minus_finetuned_db"] > 0.0)
-        for space in ("standard", "finetuned", "igae"):
+        for space in AE_NAMES:
             r, t = value(space, method, "render_ms"), value(space, method, "train_s")
             entry[f"{space}_render_over_rgb"] = None if r is None or not rgb_render else r / rgb_render
             entry[f"{space}_train_over_rgb"] = None if t is None or not rgb_train else t / rgb_train
-        ratios = [entry[f"{s}_render_over_rgb"] for s in ("standard", "finetuned", "igae")]
+        ratios = [entry[f"{s}_render_over_rgb"] for s in AE_NAMES]
         entry["render_goal_met"] = None if any(r is None for r in ratios) else all(r <= 0.2 for r in ratios)
-        trains = [entry[f"{s}_train_over_rgb"] for s in ("standard", "finetuned", "igae")]
+        trains = [entry[f"{s}_train_over_rgb"] for s in AE_NAMES]
         entry["train_goal_met"] = None if any(t is None for t in trains) else all(t < 1.0 for t in trains)
         goals[method] = entry
     return goals

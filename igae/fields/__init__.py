@@ -1,26 +1,30 @@
 """Radiance fields (tri-planes, vanilla NeRF, Instant-NGP hash grid, K-Planes), samplers, and the
-shared volume renderer. ``build_field(method, ...)`` picks a method by name."""
+shared volume renderer. ``build_field(method, ...)`` picks a method by name (:mod:`igae.fields.registry`).
 
-from igae.fields.base import OUTPUT_ACTIVATIONS, Field, FieldFn, SceneIndex, output_activation
-from igae.fields.sampling import (
-    CoarseToFineSampler,
-    RayBundle,
-    Sampler,
-    importance_samples,
-    ray_aabb,
-    sample_pdf,
-    stratified_samples,
-)
-from igae.fields.occupancy import OccupancyGrid, OccupancySampler
-from igae.fields.registry import METHODS, build_field
-from igae.fields.triplane import TriplaneField, TriplaneScene, make_aabb, sample_triplanes, trunc_exp
-from igae.fields.volume_renderer import default_chunk, render_bundle, render_image, render_rays, render_views
+The names below are imported on first use, so that reading the method registry (params
+validation, the Snakefile) does not import torch.
+"""
 
-__all__ = [
-    "OUTPUT_ACTIVATIONS", "Field", "FieldFn", "SceneIndex", "output_activation",
-    "CoarseToFineSampler", "RayBundle", "Sampler", "importance_samples", "ray_aabb", "sample_pdf",
-    "stratified_samples",
-    "OccupancyGrid", "OccupancySampler", "METHODS", "build_field",
-    "TriplaneField", "TriplaneScene", "make_aabb", "sample_triplanes", "trunc_exp",
-    "default_chunk", "render_bundle", "render_image", "render_rays", "render_views",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "igae.fields.base": ("OUTPUT_ACTIVATIONS", "Field", "FieldFn", "SceneIndex", "output_activation"),
+    "igae.fields.sampling": ("CoarseToFineSampler", "RayBundle", "Sampler", "importance_samples", "ray_aabb",
+                             "sample_pdf", "stratified_samples"),
+    "igae.fields.occupancy": ("OccupancyGrid", "OccupancySampler"),
+    "igae.fields.registry": ("METHODS", "build_field"),
+    "igae.fields.triplane": ("TriplaneField", "TriplaneScene", "make_aabb", "sample_triplanes", "trunc_exp"),
+    "igae.fields.volume_renderer": ("default_chunk", "render_bundle", "render_image", "render_rays", "render_views"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = list(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'igae.fields' has no attribute {name!r}")
+    return getattr(importlib.import_module(_MODULE_OF[name]), name)

@@ -1,4 +1,5 @@
-"""The interface every radiance field implements (tri-planes now; vanilla NeRF, NGP, K-Planes later).
+"""The interface every radiance field implements: IG-AE's tri-planes and the per-scene NeRF methods of
+:mod:`igae.fields.registry` (vanilla NeRF, Instant-NGP, K-Planes, tri-planes).
 
 A field maps 3D points to a non-negative density and ``C`` feature channels. ``C`` is 3 for
 RGB NeRFs and the autoencoder's latent channel count for latent NeRFs and IG-AE tri-planes;
@@ -58,7 +59,9 @@ class Field(torch.nn.Module):
 
     Subclasses implement :meth:`forward` and set :attr:`out_channels`; they override
     :meth:`density` when density alone is cheaper, and :meth:`param_groups` /
-    :meth:`regularizers` when they have named parameter groups or regularisers.
+    :meth:`regularizers` when they have named parameter groups or regularisers. A per-scene NeRF
+    method also holds its scene box as a ``(2, 3)`` buffer ``aabb`` (min and max corner), from
+    which the fit builds its sampler.
     """
 
     out_channels: int

@@ -26,7 +26,9 @@ Regularisers (paper, section 3.2), returned unweighted by :meth:`KPlanesField.re
   for ``c in {xt, yt, zt}``. A static scene has no time planes, so both are identically zero
   and are not returned (a key whose value is always 0 would only suggest a weight that does
   nothing). The paper's distortion and histogram (proposal) losses belong to its proposal
-  sampler, not the field; the project's sampler is :class:`~igae.fields.sampling.CoarseToFineSampler`.
+  sampler, not the field; this project's fits sample with the occupancy grid
+  (:class:`~igae.fields.occupancy.OccupancySampler`, the default ``nerf.sampler``) or with
+  :class:`~igae.fields.sampling.CoarseToFineSampler`.
 
 Other choices: the paper's density MLP + colour MLP are merged into one small MLP to ``1 + C``
 (latent NeRFs are view-independent, see :mod:`igae.fields.vanilla`); density

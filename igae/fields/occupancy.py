@@ -58,19 +58,28 @@ What was not run: there is no GPU on the development machines, so the nerfacc br
 everything around it: backend selection, building the estimator (its constructor runs on
 CPU), pointing its ``binaries`` at the grid, and the packed-to-batched conversion fed with
 packed samples made by the torch march. nerfacc documents its samples as sorted by ray then
-``t``, which :func:`packed_to_segments` relies on.
+``t``, which :func:`packed_to_segments` relies on. ``pytest -m gpu`` (tests/test_gpu.py) compares
+the two backends on one grid where CUDA exists.
+
+Backend choice on CUDA (``nerf.occupancy.backend``): nerfacc's extension is compiled at first use
+and may be missing (no ``nvcc``) or locked by a killed build; ``auto`` then falls back to the torch
+march with one warning, ``nerfacc`` stops with the cause (see :mod:`igae.fields.nerfacc_cuda`).
+The choice is made when the sampler is built, so the memory probe before training already uses
+the backend training will use.
 """
 
 from __future__ import annotations
 
 import math
-import time
+import warnings
 from typing import Callable
 
 import torch
 from torch import Tensor
 
+from igae.errors import InputError
 from igae.fields.base import FieldFn
+from igae.fields.nerfacc_cuda import nerfacc_cuda_status
 from igae.fields.sampling import RayBundle, ray_aabb, stratified_samples
 
 BACKENDS = ("auto", "torch", "nerfacc")
@@ -81,19 +90,51 @@ DensityFn = Callable[[Tensor], Tensor]
 def resolve_backend(backend: str, device: torch.device | str) -> str:
     """Which traversal backend serves rays on ``device``: ``"nerfacc"`` or ``"torch"``.
 
-    ``"auto"`` picks nerfacc's CUDA kernel on CUDA devices and the torch march elsewhere.
-    ``"torch"`` works everywhere (useful to compare backends on a GPU). ``"nerfacc"`` on a
-    non-CUDA device is an error: nerfacc 0.5.3 has no CPU implementation of its traversal.
+    - ``"auto"``: on CUDA, nerfacc's kernel when its extension loads (tried once per process,
+      see :mod:`igae.fields.nerfacc_cuda`), else the torch march with one warning naming the
+      cause; elsewhere the torch march.
+    - ``"torch"``: the torch march everywhere (e.g. to compare backends on a GPU).
+    - ``"nerfacc"``: nerfacc's kernel; an error on a non-CUDA device or when the extension
+      cannot be loaded or built (nerfacc 0.5.3 has no CPU traversal).
+
+    Raises:
+        ValueError: unknown backend, or ``"nerfacc"`` on a non-CUDA device.
+        InputError: ``"nerfacc"`` on CUDA but the extension is unavailable (names the cause).
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    dev_type = torch.device(device).type
-    if backend == "auto":
-        return "nerfacc" if dev_type == "cuda" else "torch"
-    if backend == "nerfacc" and dev_type != "cuda":
-        raise ValueError(f"backend='nerfacc' needs a CUDA device (nerfacc's OccGridEstimator.sampling is a "
-                         f"CUDA kernel), got device {str(device)!r}; use backend='auto' or 'torch' on CPU")
-    return backend
+    if backend == "torch":
+        return "torch"
+    if not _is_cuda(device):
+        if backend == "nerfacc":
+            raise ValueError(f"backend='nerfacc' needs a CUDA device (nerfacc's OccGridEstimator.sampling is a "
+                             f"CUDA kernel), got device {str(device)!r}; use backend='auto' or 'torch' on CPU")
+        return "torch"
+    status = nerfacc_cuda_status()
+    if status.available:
+        return "nerfacc"
+    if backend == "nerfacc":
+        raise InputError(f"nerf.occupancy.backend is 'nerfacc' but nerfacc's CUDA extension is unavailable: "
+                         f"{status.reason}. Install a CUDA toolkit matching torch {torch.version.cuda} (nvcc on PATH, "
+                         f"CUDA_HOME) and ninja, then run `igae build-extensions`; or set nerf.occupancy.backend "
+                         f"to 'auto' (falls back to the torch march) or 'torch'")
+    global _FALLBACK_WARNED
+    if not _FALLBACK_WARNED:
+        _FALLBACK_WARNED = True
+        warnings.warn(f"nerf.occupancy.backend 'auto': nerfacc's CUDA extension is unavailable ({status.reason}); "
+                      f"the occupancy sampler marches the same grid in torch on {device} instead (same samples, "
+                      f"slower). Set nerf.occupancy.backend: torch to silence this, or fix the build "
+                      f"(`igae build-extensions`).", RuntimeWarning, stacklevel=2)
+    return "torch"
+
+
+_FALLBACK_WARNED = False
+"""The fallback warning is printed once per process, not once per sampler."""
+
+
+def _is_cuda(device: torch.device | str) -> bool:
+    """Whether ``device`` is a CUDA device (one place, so CPU tests can simulate a GPU's choices)."""
+    return torch.device(device).type == "cuda"
 
 
 def _as_resolution(resolution: int | tuple[int, int, int]) -> tuple[int, int, int]:
@@ -415,7 +456,8 @@ class OccupancySampler:
         samples_per_ray: ``S``.
         near: smallest ``t`` (cameras inside the box).
         step_size: marching step; default half a cell (see :class:`OccupancyGrid`).
-        backend: ``"auto"`` (nerfacc on CUDA, torch elsewhere), ``"torch"`` or ``"nerfacc"``.
+        backend: ``"auto"`` (nerfacc on CUDA when its extension loads, torch otherwise), ``"torch"``
+            or ``"nerfacc"`` (see :func:`resolve_backend`).
         device: where the grid lives; rays must be on the same device.
     """
 
@@ -508,31 +550,3 @@ class OccupancySampler:
 
 
 # --------------------------------------------------------------------------------- benchmark
-def _benchmark(n_rays: int = 4096, samples: int = 64, repeats: int = 5) -> None:
-    """Sampler throughput on this machine: rays through a grid holding a sphere of radius 0.3."""
-    torch.manual_seed(0)
-    aabb = torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]])
-    sampler = OccupancySampler(aabb, resolution=64, samples_per_ray=samples)
-    sampler.update(0, lambda p: 20.0 * (p.norm(dim=-1) < 0.3).float())
-    origins = torch.randn(n_rays, 3)
-    origins = 3.0 * origins / origins.norm(dim=-1, keepdim=True)
-    dirs = -origins + 0.4 * torch.randn(n_rays, 3)
-    rays = RayBundle(origins, dirs / dirs.norm(dim=-1, keepdim=True))
-    gen = torch.Generator().manual_seed(0)
-    for label, fn in [("occupancy", lambda: sampler(rays, None, True, gen)),  # type: ignore[arg-type]
-                      ("stratified", lambda: stratified_samples(*ray_aabb(origins, rays.directions, aabb)[:2],
-                                                                samples, True, gen))]:
-        fn()
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        best = min(times)
-        print(f"{label:>10}: {n_rays} rays x {samples} samples in {best * 1e3:.1f} ms "
-              f"({n_rays / best:,.0f} rays/s, {torch.get_num_threads()} threads)")
-    print(f"grid occupancy {sampler.grid.occupancy_fraction():.4f}, step {sampler.grid.step_size:.4f}")
-
-
-if __name__ == "__main__":
-    _benchmark()

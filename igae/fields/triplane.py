@@ -75,7 +75,8 @@ class TriplaneField(Field):
         hidden_layers: number of hidden layers of the MLP.
         density_activation: ``"softplus"`` (default) or ``"trunc_exp"``.
         density_bias: added to the raw density before the activation.
-        init_std: standard deviation of the initial (normal) plane values.
+        init_std: standard deviation of the initial (normal) plane values (0.1: the per-scene
+            ``triplane`` NeRF method; IG-AE passes ``igae.triplane.init_std``; the reference uses 1).
         seed: seeds the plane and MLP initialisation (independent of the global RNG).
 
     Parameters: ``triplanes`` (``num_scenes`` tensors ``(3, F, R, R)``; :attr:`planes` stacks
@@ -219,6 +220,10 @@ class TriplaneField(Field):
     def tv_loss(self, scene_indices: Tensor | list[int] | None = None) -> Tensor:
         """Total variation of the planes: mean squared difference of neighbouring texels.
 
+        The per-scene NeRF method ``triplane`` regularises with this mean (its
+        ``nerf.method_params.triplane.regularizers.tv`` weighs it); IG-AE uses the reference's
+        batch sum :meth:`tv_batch` instead.
+
         Args:
             scene_indices: scenes to include (default all). IG-AE passes the scenes of the
                 current batch, so only their planes get a TV gradient.
@@ -237,6 +242,39 @@ class TriplaneField(Field):
             dw = p[..., :, 1:] - p[..., :, :-1]
             total = total + dh.square().mean() + dw.square().mean()
         return total / len(ids)
+
+    def tv_batch(self, view_scenes: Tensor | list[int]) -> Tensor:
+        """The reference IG-AE code's tri-plane TV of a batch of views (what IG-AE trains with).
+
+        The reference indexes the planes once per *view* of the batch and takes
+        ``(sum (P[..., 1:, :] - P[..., :-1, :])^2 + sum (P[..., 1:] - P[..., :-1])^2) / (H + W)``
+        over that whole ``(B, 3, F, R, R)`` stack: a sum, not a mean, so a scene counts once per
+        view of it in the batch and the term grows with the batch and the plane size. With this
+        field's ``(3, F, R, R)`` planes, ``H = W = R``:
+
+            tv_batch = sum_b S(scene_b) / (2 R),   S(s) = sum of squared neighbour differences
+                                                              of scene s's three planes.
+
+        It is :meth:`tv_loss` (a mean) times ``B_s * 3 F (R - 1) / 2`` per scene. Each scene's
+        ``S`` is computed once and weighted by its count, so duplicates cost nothing.
+
+        Args:
+            view_scenes: ``(B,)`` the scene index of every view of the batch (repeats allowed).
+
+        Returns:
+            scalar, zero exactly for constant planes.
+        """
+        idx = torch.as_tensor(view_scenes).reshape(-1)
+        if idx.numel() == 0:
+            raise ValueError("tv_batch needs at least one view")
+        scenes, counts = torch.unique(idx, return_counts=True)
+        total = self.triplanes[0].new_zeros(())
+        for s, n in zip(scenes.tolist(), counts.tolist()):
+            p = self.triplanes[s]
+            dh = p[..., 1:, :] - p[..., :-1, :]
+            dw = p[..., :, 1:] - p[..., :, :-1]
+            total = total + n * (dh.square().sum() + dw.square().sum())
+        return total / (self.resolution + self.resolution)
 
     def param_groups(self) -> dict[str, list[torch.nn.Parameter]]:
         """``{"triplanes": [planes of scene 0, 1, ...], "mlp": [MLP weights and biases]}``."""

@@ -24,8 +24,10 @@ Conventions shared with :class:`~igae.fields.triplane.TriplaneField`: density
 ``softplus(raw - 1)`` (NeRF's ReLU has zero gradient for negative raw density, so a field
 that starts empty could never recover; the shifted softplus starts mostly transparent and
 always has a gradient), zero density outside the box, output activation chosen at
-construction. Coarse + fine sampling reuses this one network through
-:class:`~igae.fields.sampling.CoarseToFineSampler` (no second "coarse" MLP).
+construction. The samples come from the fit's sampler (``nerf.sampler``): the occupancy grid
+(:class:`~igae.fields.occupancy.OccupancySampler`) by default; NeRF's coarse-to-fine sampling
+(:class:`~igae.fields.sampling.CoarseToFineSampler`) reuses this one network for both passes (no
+second "coarse" MLP).
 """
 
 from __future__ import annotations

@@ -62,6 +62,9 @@ def render_rays(
     if t_starts.shape != t_ends.shape or t_starts.dim() != 2 or t_starts.shape[0] != origins.shape[0]:
         raise ValueError(f"t_starts/t_ends must both be (R, S) with R = {origins.shape[0]}, "
                          f"got {tuple(t_starts.shape)} and {tuple(t_ends.shape)}")
+    live = (t_ends > t_starts).any(dim=1)  # (R,) rays with some sampled length
+    if not bool(live.all()):
+        return _render_live_rays(field_fn, origins, dirs, t_starts, t_ends, background, scene_index, live)
     mid = (t_starts + t_ends) * 0.5
     points = origins[:, None, :] + dirs[:, None, :] * mid[..., None]  # (R, S, 3)
     sigmas, feats = field_fn(points, dirs[:, None, :].expand_as(points), scene_index)
@@ -77,6 +80,34 @@ def render_rays(
     depth = nerfacc.accumulate_along_rays(weights, mid[..., None]) / opacity.clamp_min(torch.finfo(weights.dtype).eps)
     features = features + (1.0 - opacity) * background.to(features)
     return {"features": features, "opacity": opacity, "depth": depth, "weights": weights}
+
+
+def _render_live_rays(field_fn: FieldFn, origins: Tensor, dirs: Tensor, t_starts: Tensor, t_ends: Tensor,
+                      background: Tensor, scene_index: SceneIndex, live: Tensor) -> dict[str, Tensor]:
+    """:func:`render_rays` evaluating the field only on ``live`` rays ``(R,)``.
+
+    A ray whose intervals all have zero length (an occupancy sampler found nothing on it) has
+    zero weights whatever the field says there, so its output is exactly the background with
+    zero opacity and depth, and no gradient reaches the field through it: evaluating the field
+    on it is wasted work (most rays of a small object's views).
+    """
+    r, s = t_starts.shape
+    idx = live.nonzero().squeeze(1)
+    sub_scene = scene_index[idx] if isinstance(scene_index, Tensor) and scene_index.dim() > 0 else scene_index
+    if idx.numel():
+        part = render_rays(field_fn, origins[idx], dirs[idx], t_starts[idx], t_ends[idx], background, sub_scene)
+        channels = part["features"].shape[-1]
+    else:  # no live ray: the field's channel count comes from the background
+        part = None
+        channels = background.shape[-1]
+    dtype = t_starts.dtype
+    features = background.to(dtype).expand(r, channels)
+    zeros1 = torch.zeros(r, 1, dtype=dtype, device=t_starts.device)
+    out = {"features": features, "opacity": zeros1, "depth": zeros1,
+           "weights": torch.zeros(r, s, dtype=dtype, device=t_starts.device)}
+    if part is None:
+        return {k: v.clone() for k, v in out.items()}
+    return {k: v.index_put((idx,), part[k]) for k, v in out.items()}
 
 
 def render_bundle(

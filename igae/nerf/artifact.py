@@ -50,11 +50,12 @@ class SamplerSpec:
     kind: str  # "occupancy" | "coarse_to_fine"
     samples_per_ray: int
     occupancy_resolution: int
+    occupancy_backend: str = "auto"  # "auto" | "torch" | "nerfacc" (nerf.occupancy.backend)
 
     @classmethod
     def from_params(cls, cfg: Any) -> "SamplerSpec":
         """From a :class:`~igae.config.NerfParams`."""
-        return cls(cfg.sampler, cfg.samples_per_ray, cfg.occupancy.resolution)
+        return cls(cfg.sampler, cfg.samples_per_ray, cfg.occupancy.resolution, cfg.occupancy.backend)
 
     def build(self, aabb: Tensor, device: torch.device | str) -> Any:
         """The sampler (an empty occupancy grid, or coarse-to-fine) over ``aabb`` ``(2, 3)``."""
@@ -62,9 +63,12 @@ class SamplerSpec:
         from igae.fields.sampling import CoarseToFineSampler
 
         aabb = aabb.detach().to(device)
+        backend = self.occupancy_backend
+        if backend == "nerfacc" and torch.device(device).type != "cuda":
+            backend = "auto"  # a GPU fit rendered on a CPU: the same grid, marched in torch
         if self.kind == "occupancy":
             return OccupancySampler(aabb, resolution=self.occupancy_resolution, samples_per_ray=self.samples_per_ray,
-                                    device=device)
+                                    backend=backend, device=device)
         half = self.samples_per_ray // 2
         return CoarseToFineSampler(aabb, n_coarse=self.samples_per_ray - half, n_fine=half)
 
@@ -293,7 +297,8 @@ class FitArtifact:
 def _sampler_from_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     nerf = metrics["params"]["nerf"]
     return {"kind": nerf["sampler"], "samples_per_ray": int(nerf["samples_per_ray"]),
-            "occupancy_resolution": int(nerf["occupancy"]["resolution"])}
+            "occupancy_resolution": int(nerf["occupancy"]["resolution"]),
+            "occupancy_backend": nerf["occupancy"].get("backend", "auto")}
 
 
 def load_fit(folder: str | Path, map_location: str | torch.device = "cpu") -> FitArtifact:

@@ -3,7 +3,8 @@
 A :class:`FitData` holds, for one scene and one space:
 
 - the training views' targets at render resolution: RGB images, or the normalised latents
-  ``norm(E(x))`` (posterior mean) of the training images, encoded **once** here;
+  ``norm(z)`` of the training images, encoded **once** here, ``z`` one seeded posterior sample
+  per view as latent-nerfstudio caches them (``nerf.posterior: sample``) or the posterior mean;
 - the cameras at render resolution: latent intrinsics are the image intrinsics divided by the
   AE's downsampling factor exactly (``fx/f, fy/f, cx/f, cy/f``; :func:`scale_intrinsics`);
 - the background in the space (RGB colour, or the AE's latent of a uniform background image);
@@ -25,10 +26,11 @@ import torch
 from torch import Tensor
 
 from igae.autoencoder.model import Autoencoder
-from igae.autoencoder.normalizer import background_latent, encode_normalized
+from igae.autoencoder.latents import background_latent, encode_normalized
 from igae.data.scene import Scene
 from igae.errors import InputError
 from igae.geometry import scale_intrinsics
+from igae.seeding import derive_seed
 
 ENCODE_BATCH = 8
 """Images per encoder call when caching latents (bounds memory for large scenes)."""
@@ -106,8 +108,22 @@ def prepare_rgb(scene: Scene, device: torch.device | str = "cpu") -> FitData:
     )
 
 
-def prepare_latent(scene: Scene, ae: Autoencoder, name: str, device: torch.device | str = "cpu") -> FitData:
+def prepare_latent(
+    scene: Scene,
+    ae: Autoencoder,
+    name: str,
+    device: torch.device | str = "cpu",
+    posterior: str = "mean",
+    seed: int = 0,
+) -> FitData:
     """Latent fit data: a per-scene copy of ``ae``, the training views encoded once.
+
+    Args:
+        posterior: ``"sample"``: each training view's target is ``norm(z)`` of one posterior
+            sample (latent-nerfstudio caches ``latent_dist.sample()``), its noise drawn on the
+            CPU from a generator seeded by ``(seed, scene folder name)``, so the targets are the
+            same on every run and device; ``"mean"``: the posterior mean.
+        seed: the run's seed (``posterior="sample"`` only).
 
     Raises:
         InputError: the image is smaller than four latent pixels per side.
@@ -124,7 +140,13 @@ def prepare_latent(scene: Scene, ae: Autoencoder, name: str, device: torch.devic
     for p in local.encoder_parameters():
         p.requires_grad_(False)  # the encoder never changes in a latent fit
     train_images = train.images[:, :, :height, :width].to(device)
-    targets = encode_normalized(local, train_images, ENCODE_BATCH).to(device)
+    if posterior not in ("sample", "mean"):
+        raise InputError(f"nerf.posterior must be 'sample' or 'mean', got {posterior!r}")
+    noise = None
+    if posterior == "sample":
+        g = torch.Generator().manual_seed(derive_seed(seed, "nerf/posterior", scene.root.name))
+        noise = torch.randn((len(train_images), local.latent_channels, height // f, width // f), generator=g)
+    targets = encode_normalized(local, train_images, ENCODE_BATCH, noise=noise).to(device)
     with torch.no_grad():
         background = background_latent(local, scene.background, size=8 * f, normalized=True)
     return FitData(

@@ -95,12 +95,51 @@ def time_rendering(field: Field, data: FitData, sampler: Sampler, frames: int, c
     return {"field": f, "decode": d, "total": f + d, "frames": frames}
 
 
-def peak_memory_mb(device: torch.device) -> dict[str, float]:
-    """Peak memory of this process: resident set size (CPU) and, on CUDA, allocated GPU memory."""
-    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    out = {"cpu_peak_rss_mb": rss_kb / 1024.0 if sys.platform != "darwin" else rss_kb / 2**20}
+def reset_peak_memory(device: torch.device) -> bool:
+    """Start one fit's peak-memory record: a process that fits several scenes in turn (DVC's
+    ``--scene-set`` stages) must report each fit's own peak, not the running maximum.
+
+    Resets CUDA's peak statistics of ``device`` and, on Linux, the process's resident-set
+    high-water mark (``VmHWM``, via ``/proc/self/clear_refs``). Returns whether the CPU mark was
+    reset (else :func:`peak_memory_mb` reports the process-lifetime peak and says so).
+    """
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return _vm_hwm_kb() is not None
+
+
+def _vm_hwm_kb() -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def peak_memory_mb(device: torch.device, since_reset: bool = False) -> dict[str, float | str]:
+    """Peak memory: resident set size (CPU) and, on CUDA, allocated GPU memory.
+
+    Args:
+        since_reset: :func:`reset_peak_memory` succeeded for this fit: read the CPU peak since
+            then (``VmHWM``), else the process-lifetime peak (``ru_maxrss``). ``cpu_peak_scope``
+            says which. The CUDA peak is always since the last reset.
+    """
+    hwm = _vm_hwm_kb() if since_reset else None
+    if hwm is not None:
+        out: dict[str, float | str] = {"cpu_peak_rss_mb": hwm / 1024.0, "cpu_peak_scope": "fit"}
+    else:
+        rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        out = {"cpu_peak_rss_mb": rss_kb / 1024.0 if sys.platform != "darwin" else rss_kb / 2**20,
+               "cpu_peak_scope": "process"}
     if device.type == "cuda":
         out["gpu_peak_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+        out["gpu_peak_reserved_mb"] = torch.cuda.max_memory_reserved(device) / 2**20
     return out
 
 

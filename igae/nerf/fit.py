@@ -6,7 +6,7 @@ pixels of the training views, MSE against the image plus the method's weighted r
 Latent fit (Latent NeRF, paper Sec. 4):
 
 - stage 1, latent supervision: ``stage1.steps`` steps of ``stage1.rays_per_batch`` random latent
-  pixels, MSE against the cached normalised latents ``norm(E(x))`` plus regularisers;
+  pixels, MSE against the cached normalised latents ``norm(z)`` plus regularisers;
 - stage 2, RGB alignment: ``stage2.steps`` steps rendering ``stage2.views_per_batch`` whole
   latent views, decoded by the per-scene decoder copy, ``MSE(D(denorm(R)), x)`` plus
   ``stage2.latent_weight`` times the stage-1 loss on the same views; the field and the decoder
@@ -16,6 +16,12 @@ Why ``latent_weight`` defaults to 0.1 and not the paper code's 0: with the RGB l
 decoder copy and the field can drift together to latents the encoder would never produce
 (the render stops being a latent of the scene); a small latent term anchors it, and it costs
 nothing since the targets are cached. Set it to 0 to follow the paper code.
+
+As in latent-nerfstudio: the stage-1 targets are cached posterior samples (``nerf.posterior``,
+:func:`igae.nerf.data.prepare_latent`); stage 2 starts a fresh field optimiser (its Adam moments
+reset; fields here have no lr scheduler to reset), and the decoder copy's learning rate decays
+exponentially per step to ``lr_decoder * lr_decoder_end_factor`` at the end of stage 2 (the
+reference's 0.99969 per step over its 15000 stage-2 steps, converted to this step count).
 
 Training runs through :func:`igae.train.loop.run_phases` (checkpoints at the end of each phase,
 resume, NaN guard, loss CSV). Training time excludes the test-view evaluations of the curve.
@@ -46,7 +52,9 @@ from igae.nerf.frames import Frames, render_frames
 from igae.seeding import derive_seed
 from igae.train.checkpoint import tensor_digest
 from igae.train.data import step_generator
+from igae.train.distributed import DistContext
 from igae.train.loop import Phase, run_phases
+from igae.train.schedules import decay_to
 
 
 @dataclass
@@ -138,6 +146,7 @@ def fit_scene(
     work_dir: str | Path,
     nan_policy: str = "stop",
     progress: bool = False,
+    precision: str = "fp32",
 ) -> FitResult:
     """Fit ``field`` to ``data`` in place (and ``data.ae``'s decoder for latent fits).
 
@@ -147,6 +156,7 @@ def fit_scene(
             (and saved in the checkpoints) and then serves the test renders.
         work_dir: gets ``checkpoints/`` and ``losses.csv``; rerunning resumes from the newest
             checkpoint there.
+        precision: training-step arithmetic on CUDA (:mod:`igae.train.precision`; CPU: fp32).
 
     Returns:
         Per-stage training times, the PSNR-vs-time curve and the loss history.
@@ -215,10 +225,13 @@ def fit_scene(
             return terms
 
         opt_decoder = torch.optim.Adam(decoder_params, lr=s2.lr_decoder)
+        # A fresh field optimiser per stage: latent-nerfstudio resets the field's optimiser (and its
+        # scheduler; fields here have none) when RGB alignment starts.
         phases = [Phase("latent", s1.steps, ray_step("nerf/stage1", 0, s1.rays_per_batch),
                         {"field": field_optimizer(method_cfg.lr)}, {}, list(field.parameters())),
                   Phase("rgb_align", s2.steps, align_step,
-                        {"field": field_optimizer(method_cfg.lr_stage2), "decoder": opt_decoder}, {},
+                        {"field": field_optimizer(method_cfg.lr_stage2), "decoder": opt_decoder},
+                        {"decoder": decay_to(opt_decoder, s2.lr_decoder_end_factor, s2.steps)},
                         list(field.parameters()) + decoder_params)]
         modules: dict[str, torch.nn.Module] = {"field": field, "decoder": ae}
     else:
@@ -251,7 +264,8 @@ def fit_scene(
     work = Path(work_dir)
     result = run_phases(wrapped, modules, work / "checkpoints", work / "losses.csv",
                         checkpoint_every=max(total, 1), nan_policy=nan_policy, progress=progress,
-                        config=_run_identity(cfg, method_cfg, seed, data))
+                        config=_run_identity(cfg, method_cfg, seed, data),
+                        ctx=DistContext(device=device, precision=precision))
     train_seconds = clock.train_seconds()
     ends = [t for _, t in phase_starts[1:]] + [train_seconds]
     stage_seconds = {name: end - t0 for (name, t0), end in zip(phase_starts, ends)}

@@ -22,7 +22,7 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
-from igae.data.scene import as_number, get_frames, image_size, load_json, parse_pose
+from igae.data.scene_common import as_number, get_frames, image_size, load_json, parse_pose
 from igae.data.scene_box import apply_transform
 from igae.errors import InputError
 from igae.geometry import scale_intrinsics

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from igae.config import Params
+from igae.config import WORKFLOW_NERF_KEYS, Params
 from igae.errors import InputError
 from igae.provenance import provenance
 
@@ -96,18 +96,19 @@ def run_fit(job: FitJob, params: Params, threads: int, log: Callable[[str], None
             ) -> dict[str, Any]:
     """Fit, evaluate and write one scene's fit folder; returns its ``metrics.json`` content.
     ``log`` gets one progress line before and one after the fit."""
-    from igae.autoencoder.model import Autoencoder
+    from igae.autoencoder.importing import open_autoencoder
     from igae.autoencoder.perceptual import load_perceptual
     from igae.data.scene import read_scene
     from igae.eval.ae_quality import summarize
     from igae.io import check_replaceable
     from igae.nerf.artifact import METRICS_FILE, FieldSpec, SamplerSpec, write_fit
     from igae.nerf.data import prepare_latent, prepare_rgb
-    from igae.nerf.evaluate import (evaluate_test_views, peak_memory_mb, render_turntable, save_test_renders,
-                                    time_rendering)
+    from igae.nerf.evaluate import (evaluate_test_views, peak_memory_mb, render_turntable, reset_peak_memory,
+                                    save_test_renders, time_rendering)
     from igae.nerf.fit import build_method_field, build_sampler, fit_scene
     from igae.nerf.memory import check_fit_memory
     from igae.train.distributed import resolve_device
+    from igae.train.precision import configure_precision
 
     cfg = params.nerf
     if job.method not in cfg.method_params:
@@ -115,7 +116,9 @@ def run_fit(job: FitJob, params: Params, threads: int, log: Callable[[str], None
                          f"(known: {sorted(cfg.method_params)})")
     method_cfg = cfg.method_params[job.method]
     check_replaceable(job.out, METRICS_FILE)  # before hours of fitting: never replace a folder we did not write
-    device = resolve_device(params.training.device)
+    device = resolve_device(params.training.device, params.training.jobs_per_gpu)
+    precision = configure_precision(params.training.precision, device)
+    peak_reset = reset_peak_memory(device)  # this fit's peaks, not those of earlier fits in this process
     scene = read_scene(job.scene_dir, splits_required=("train", "test"), downscale=job.downscale)
     scene, aabb_half, aabb_source, scene_transform = place_scene(scene, job)
     if job.autoencoder == "rgb":
@@ -124,8 +127,10 @@ def run_fit(job: FitJob, params: Params, threads: int, log: Callable[[str], None
     else:
         ae_dir = Path(job.autoencoder)
         space = job.space_name or ae_dir.name
-        ae = Autoencoder.load(ae_dir / "model")
-        data = prepare_latent(scene, ae, space, device)
+        a = params.autoencoder  # a plain diffusers folder is imported here, its scale calibrated on this scene's train views
+        ae = open_autoencoder(ae_dir, a.normalizer_scale, a.normalizer_target_std, a.normalizer_calibration_images,
+                              lambda: ([scene.subset("train").images], f"training views of {scene.root}"))
+        data = prepare_latent(scene, ae, space, device, cfg.posterior, params.seed)
     seed = params.seed
     field = build_method_field(job.method, data, method_cfg, aabb_half, seed).to(device)
     sampler = build_sampler(cfg, field, device)
@@ -134,7 +139,7 @@ def run_fit(job: FitJob, params: Params, threads: int, log: Callable[[str], None
          f"{len(data.test_c2w)} test views, render {data.width}x{data.height}, box half {aabb_half:g} "
          f"({aabb_source}), {device}, {threads} thread(s)")
     result = fit_scene(field, sampler, data, cfg, method_cfg, seed, job.work, params.training.nan_policy,
-                       progress=job.progress)
+                       progress=job.progress, precision=precision)
 
     chunk = cfg.eval.chunk or None
     perceptual = load_perceptual(params.autoencoder.perceptual, device=device)
@@ -148,6 +153,7 @@ def run_fit(job: FitJob, params: Params, threads: int, log: Callable[[str], None
     metrics: dict[str, Any] = {
         "scene": scene.root.name, "scene_dir": str(job.scene_dir), "method": job.method, "space": space,
         "autoencoder": str(ae_dir) if ae_dir else None,
+        "normalizer": None if data.ae is None else {"scale": data.ae.normalizer.scale, "eps": data.ae.normalizer.eps},
         "metrics": {k: v["mean"] for k, v in summary.items()}, "metrics_summary": summary,
         "perceptual_backend": perceptual.backend, "evaluated_on": "test split of the scene (never trained on)",
         "test_views": view_names, "train_views": len(data.train_c2w),
@@ -155,14 +161,16 @@ def run_fit(job: FitJob, params: Params, threads: int, log: Callable[[str], None
         "train_seconds": {**result.stage_seconds, "total": sum(result.stage_seconds.values())},
         "steps": result.steps, "skipped_steps": result.skipped_steps, "resumed_from": result.resumed_from,
         "render_seconds_per_frame": timing,
-        "memory": {**peak_memory_mb(device), "estimated_step_mb": {k: v / 2**20 for k, v in memory_estimate.items()
+        "memory": {**peak_memory_mb(device, since_reset=peak_reset), "estimated_step_mb": {k: v / 2**20 for k, v in memory_estimate.items()
                                                                    if k != "available"}},
         "psnr_vs_time": result.curve,
         "aabb_half": aabb_half, "aabb_source": aabb_source, "threads": threads,
+        "occupancy_backend": getattr(sampler, "backend", None), "precision": precision,
         **({"scene_transform": scene_transform} if scene_transform is not None else {}),
         **({"downscale": job.downscale} if job.downscale != 1 else {}),
         "seed": seed, "preset": params.preset,
-        "params": {"nerf": {k: v for k, v in cfg.model_dump().items() if k != "method_params"},
+        # What the fit read (the stage table's fit params): not which other fits the workflow runs.
+        "params": {"nerf": cfg.model_dump(exclude=set(WORKFLOW_NERF_KEYS)),
                    "method": method_cfg.model_dump()},
         "provenance": provenance(seed, device=str(device)),
     }

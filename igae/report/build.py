@@ -70,7 +70,7 @@ def build_figures(fits: pd.DataFrame, inp: ReportInputs) -> dict[str, list[str]]
     out["speed"] += ["psnr_vs_time", "render_time"]
     figs.save_figure(figs.autoencoder_bars(inp.ae_eval), inp.figures, "autoencoders")
     out["autoencoders"].append("autoencoders")
-    for ae in ("igae", "standard", "finetuned"):
+    for ae in tabs.AE_NAMES:
         losses = inp.autoencoders / ae / "losses.csv"
         if losses.is_file():
             figs.save_figure(figs.training_curves(losses, f"{tabs.SPACE_LABELS[ae]} training losses"),

@@ -21,9 +21,9 @@ import torch  # noqa: E402
 from igae.eval.nerf_summary import mean_curve  # noqa: E402
 from igae.io import write_bytes_atomic  # noqa: E402
 from igae.nerf.artifact import LATENTS_FILE, load_fit  # noqa: E402
-from igae.report.tables import METHOD_LABELS, SPACE_LABELS, SPACES  # noqa: E402
+from igae.report.tables import AE_NAMES, METHOD_LABELS, SPACE_LABELS, SPACES  # noqa: E402
 
-SPACE_COLOURS = {"rgb": "#4d4d4d", "standard": "#1f77b4", "finetuned": "#ff7f0e", "igae": "#2ca02c"}
+SPACE_COLOURS = dict(zip(SPACES, ("#4d4d4d", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b")))
 
 
 def save_figure(fig: plt.Figure, folder: Path, stem: str) -> list[Path]:
@@ -202,7 +202,7 @@ def training_curves(losses_csv: Path, title: str) -> plt.Figure:
 def autoencoder_bars(ae_eval_dir: Path) -> plt.Figure:
     """Reconstruction PSNR (mean ± std) of each AE on held-out photos and held-out scene views."""
     sets = (("photos_test", "real photos"), ("heldout_scene_views", "scene views"))
-    aes = [a for a in ("standard", "finetuned", "igae") if (ae_eval_dir / a / "metrics.json").is_file()]
+    aes = [a for a in AE_NAMES if (ae_eval_dir / a / "metrics.json").is_file()]
     fig, ax = plt.subplots(figsize=(5.0, 3.0))
     width = 0.8 / max(len(aes), 1)
     for j, ae in enumerate(aes):

@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from igae.config import AE_NAMES, AUTOENCODERS, RGB_SPACE
 from igae.errors import InputError
+from igae.fields.registry import METHOD_LABELS
 from igae.io import write_text_atomic
 
-SPACES = ("rgb", "standard", "finetuned", "igae")
-SPACE_LABELS = {"rgb": "RGB NeRF", "standard": "Standard AE", "finetuned": "Fine-tuned AE (ablation)",
-                "igae": "IG-AE"}
-METHOD_LABELS = {"vanilla": "NeRF (vanilla)", "ngp": "Instant-NGP", "kplanes": "K-Planes", "triplane": "Tri-planes"}
-AE_NAMES = ("standard", "finetuned", "igae")
+SPACES = (RGB_SPACE, *AE_NAMES)
+SPACE_LABELS = {RGB_SPACE: "RGB NeRF", **AUTOENCODERS}
+__all__ = ["AE_NAMES", "METHOD_LABELS", "SPACES", "SPACE_LABELS"]  # names the figures and the page use too
 
 
 def perceptual_label(fits: pd.DataFrame) -> str:
@@ -70,10 +70,12 @@ def per_scene_table(fits: pd.DataFrame) -> pd.DataFrame:
 
 def speed_table(fits: pd.DataFrame) -> pd.DataFrame:
     """Per method and space: training time per stage, render time per frame (field / decoding),
-    speed-ups over the RGB fit of the same method, peak memory; means over scenes."""
+    speed-ups over the RGB fit of the same method, peak memory (host RSS, and GPU memory allocated
+    by torch when fits ran on CUDA); means over scenes."""
     cols = ["train_stage1_s", "train_stage2_s", "train_rgb_s", "train_s", "render_field_ms", "render_decode_ms",
             "render_ms", "peak_rss_mb"]
-    means = fits.groupby(["method", "space"])[cols].mean()
+    on_gpu = "gpu_peak_mb" in fits and bool(fits["gpu_peak_mb"].notna().any())
+    means = fits.groupby(["method", "space"])[cols + (["gpu_peak_mb"] if on_gpu else [])].mean()
     rows = []
     for method in _ordered(fits["method"], METHOD_LABELS):
         for space in _ordered(fits["space"], SPACES):
@@ -90,6 +92,7 @@ def speed_table(fits: pd.DataFrame) -> pd.DataFrame:
                 "train speed-up vs RGB": np.nan if rgb is None else rgb["train_s"] / m["train_s"],
                 "render speed-up vs RGB": np.nan if rgb is None else rgb["render_ms"] / m["render_ms"],
                 "peak memory (MB)": m["peak_rss_mb"],
+                **({"GPU peak memory (MB)": m["gpu_peak_mb"]} if on_gpu else {}),
             })
     return pd.DataFrame(rows).set_index(["method", "space"]).round(2)
 

@@ -32,27 +32,42 @@ _PATTERN = "step_*.pt"
 
 
 def rng_state() -> dict[str, Any]:
-    """Python, NumPy and torch (CPU and CUDA) RNG states."""
+    """Python, NumPy and torch RNG states: the CPU one and, when this process uses CUDA, its
+    current device's (only that one: a resume with another GPU count or GPU index must work)."""
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda_device"] = torch.cuda.get_rng_state()
     return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` returned."""
+    """Restore what :func:`rng_state` returned (the CUDA state onto the current device).
+
+    Checkpoints of older versions hold every device's state (``"cuda"``, a list); the current
+    device's entry is used when it exists.
+    """
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if not torch.cuda.is_available():
+        return
+    cuda = state.get("cuda_device")
+    if cuda is None and isinstance(state.get("cuda"), (list, tuple)):
+        index = torch.cuda.current_device()
+        cuda = state["cuda"][index] if index < len(state["cuda"]) else None
+    if cuda is not None:
+        torch.cuda.set_rng_state(cuda)
 
 
-def tensor_digest(tensors: Iterable[torch.Tensor]) -> str:
-    """SHA-256 over the dtype, shape and bytes of each tensor, in order (any device or dtype)."""
+def tensor_digest(tensors: Iterable[Any]) -> str:
+    """SHA-256 over the dtype, shape and bytes of each tensor, in order (any device or dtype).
+
+    A non-tensor item is hashed through its ``data`` tensor (``igae.train.data.Images``: the
+    stored uint8 bytes, without making a float copy of a whole bank).
+    """
     h = hashlib.sha256()
     for t in tensors:
-        t = t.detach().cpu().contiguous()
+        t = (t if isinstance(t, torch.Tensor) else t.data).detach().cpu().contiguous()
         h.update(f"{t.dtype}{tuple(t.shape)};".encode())
         if t.numel():
             h.update(t.reshape(-1).view(torch.uint8).numpy())  # hashed in place, no copy

@@ -24,7 +24,9 @@ class DistContext:
     rank: int = 0
     world_size: int = 1
     device: torch.device = torch.device("cpu")
-    """Where collective tensors live (NCCL reduces only CUDA tensors)."""
+    """Where collective tensors live (NCCL reduces only CUDA tensors) and training runs."""
+    precision: str = "fp32"
+    """Arithmetic of the training steps on ``device`` (see :mod:`igae.train.precision`)."""
 
     @property
     def is_main(self) -> bool:
@@ -75,14 +77,18 @@ class DistContext:
             dist.barrier()
 
 
-def init_distributed(device: torch.device) -> DistContext:
-    """Join the process group when launched by torchrun; a single-process context otherwise."""
+def init_distributed(device: torch.device, precision: str = "fp32") -> DistContext:
+    """Join the process group when launched by torchrun; a single-process context otherwise.
+
+    ``device`` must come from :func:`resolve_device` (which also made it the current CUDA
+    device, as NCCL requires); ``precision`` from :func:`igae.train.precision.configure_precision`.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return DistContext()
+        return DistContext(device=device, precision=precision)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size(), device=device)
+    return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size(), device=device, precision=precision)
 
 
 def shutdown_distributed() -> None:
@@ -97,17 +103,44 @@ def set_threads(threads: int) -> int:
     at all), and float reductions differ between thread counts, so the count comes from
     params to keep results identical under every executor.
     """
-    n = threads or os.cpu_count() or 1
+    n = threads or usable_cpus()
     torch.set_num_threads(n)
     return n
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda (this process's local GPU under torchrun) when available, else cpu."""
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity mask (what SLURM's ``--cpus-per-task`` or a
+    cgroup cpuset grants), not the node's core count (``os.cpu_count()``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def resolve_device(name: str, jobs_per_gpu: int = 1) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; a CUDA device is made the current device.
+
+    With several visible GPUs, the process claims one (:mod:`igae.train.gpu_slots`): a job takes
+    a free slot (``jobs_per_gpu`` per GPU), a data-parallel rank a whole GPU, so concurrent jobs and
+    ranks spread over the GPUs instead of all landing on ``cuda:0``.
+    """
     if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():
         from igae.errors import InputError
 
         raise InputError("training.device is 'cuda' but no CUDA device is available (use 'auto' or 'cpu')")
-    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    from igae.train.gpu_slots import claim_gpu, visible_gpu_ids
+
+    world, gpus = int(os.environ.get("WORLD_SIZE", "1")), torch.cuda.device_count()
+    if world > gpus:
+        from igae.errors import InputError
+
+        raise InputError(f"training.processes is {world} but only {gpus} GPU(s) are visible: NCCL needs one GPU per "
+                         f"data-parallel process (lower training.processes, or use training.device: cpu)")
+    index = 0
+    if gpus > 1:
+        index = claim_gpu(visible_gpu_ids(), jobs_per_gpu, whole_gpu=world > 1)
+    device = torch.device("cuda", index)
+    torch.cuda.set_device(device)  # NCCL and bare .cuda() calls use the current device
+    return device

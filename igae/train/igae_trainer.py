@@ -1,15 +1,22 @@
 """IG-AE training: tri-plane latent scenes trained jointly with the autoencoder.
 
 Phase 1, warm-up: the AE is frozen; the normalised latents of all training views are
-encoded once (posterior mean) and cached; the tri-planes and the shared MLP learn to
-render them at latent resolution.
+encoded once (posterior mean, as the reference caches them) and cached; the tri-planes and
+the shared MLP learn to render them at latent resolution. The MLP is frozen (lr 0) for the
+last ``freeze_mlp_fraction`` of the warm-up, as in the reference.
 
 Phase 2, joint: encoder, decoder, tri-planes and MLP all update on every step with
-    L_latent = MSE(norm(E(x)), R)            render vs encoded view (tri-planes, MLP, encoder)
+    L_latent = MSE(norm(z), R)               render vs encoded view (tri-planes, MLP, encoder)
     L_rgb    = MSE(D(denorm(R)), x)          decoded render vs image (tri-planes, MLP, decoder)
-    L_ae_synthetic = MSE(D(E(x)), x)         scene views
+    L_ae_synthetic = MSE(D(z), x)            scene views
     L_ae_real = MSE + perceptual             real photos
-    TV on the tri-planes of the batch's scenes.
+    TV on the tri-planes of the batch's views.
+The objective is the reference's in effect, not only in its nominal weights:
+- ``z`` is a posterior sample (the reference's ``latent_dist.sample()``; ``joint.posterior``),
+  drawn from the step's seeded generator;
+- image MSEs are on [-1, 1] images (4x the [0, 1] value; ``ae_losses.image_mse``);
+- TV is the reference's batch sum over views divided by (H + W) (``TriplaneField.tv_batch``);
+- learning rates decay per epoch (``ceil(views / views_per_batch)`` steps; ``train.schedules``).
 Unlike the public reference code, the tri-plane/MLP optimizer steps in the joint phase
 (tested), and the warm-up latents really are computed once.
 """
@@ -23,18 +30,19 @@ import torch
 import torch.nn.functional as F
 
 from igae.autoencoder.model import Autoencoder
-from igae.autoencoder.normalizer import background_latent, encode_normalized
+from igae.autoencoder.latents import background_latent, encode_normalized
 from igae.autoencoder.perceptual import PerceptualMetric
 from igae.config import IGAEParams, TriplaneParams
 from igae.fields.sampling import CoarseToFineSampler
 from igae.fields.triplane import TriplaneField
 from igae.fields.volume_renderer import render_views
 from igae.geometry import scale_intrinsics
-from igae.train.ae_losses import autoencoding_terms
+from igae.train.ae_losses import autoencoding_terms, image_mse, posterior_noise
 from igae.train.checkpoint import tensor_digest
 from igae.train.data import ViewBank, draw, step_generator
 from igae.train.distributed import DistContext
 from igae.train.loop import LoopResult, Phase, run_phases
+from igae.train.schedules import epoch_decay, freeze_start, steps_per_epoch
 from igae.seeding import derive_seed
 
 
@@ -42,7 +50,7 @@ def make_triplane_field(num_scenes: int, cfg: TriplaneParams, latent_channels: i
     """Tri-planes over the normalised object box, tanh output (normalised latents lie in (-1, 1))."""
     return TriplaneField(
         num_scenes=num_scenes, resolution=cfg.resolution, features=cfg.features, out_channels=latent_channels,
-        hidden=cfg.hidden, aabb=object_box / 2.0, output_activation="tanh", seed=seed,
+        hidden=cfg.hidden, aabb=object_box / 2.0, output_activation="tanh", init_std=cfg.init_std, seed=seed,
     )
 
 
@@ -123,7 +131,9 @@ def train_igae(
     opt_warm = torch.optim.Adam([
         {"params": groups["triplanes"], "name": "triplanes"}, {"params": groups["mlp"], "name": "mlp"},
     ], lr=w.lr)
-    sched_warm = torch.optim.lr_scheduler.ExponentialLR(opt_warm, gamma=w.lr_decay)
+    mlp_frozen_from = freeze_start(w.steps, w.freeze_mlp_fraction)
+    sched_warm = epoch_decay(opt_warm, w.lr_decay, steps_per_epoch(len(bank), w.views_per_batch),
+                             frozen_from=None if mlp_frozen_from is None else {"mlp": mlp_frozen_from})
 
     def warmup_step(step: int) -> dict[str, torch.Tensor]:
         _set_ae_trainable(ae, False)
@@ -132,8 +142,8 @@ def train_igae(
         views = ctx.shard(batch)
         render = renderer(views, warm_background, derive_seed(seed, "warmup/jitter", step))
         terms = {"latent": w.latent * F.mse_loss(render, targets[views].to(device))}
-        if w.tv > 0:  # over the global batch's scenes on every rank: same value as one process
-            terms["tv"] = w.tv * field.tv_loss(bank.scene_index[batch].unique())
+        if w.tv > 0:  # over the global batch's views on every rank: same value as one process
+            terms["tv"] = w.tv * field.tv_batch(bank.scene_index[batch])
         return terms
 
     # ---- phase 2: joint
@@ -144,8 +154,8 @@ def train_igae(
     opt_field = torch.optim.Adam([
         {"params": groups["triplanes"], "name": "triplanes"}, {"params": groups["mlp"], "name": "mlp"},
     ], lr=j.lr_triplane)
-    scheds = {name: torch.optim.lr_scheduler.ExponentialLR(o, gamma=j.lr_decay)
-              for name, o in (("ae", opt_ae), ("field", opt_field))}
+    joint_epoch = steps_per_epoch(len(bank), j.views_per_batch)
+    scheds = {name: epoch_decay(o, j.lr_decay, joint_epoch) for name, o in (("ae", opt_ae), ("field", opt_field))}
 
     def joint_step(step: int) -> dict[str, torch.Tensor]:
         _set_ae_trainable(ae, True)
@@ -153,20 +163,25 @@ def train_igae(
         g = step_generator(seed, "joint", step)
         batch = draw(len(bank), j.views_per_batch, g)
         views = ctx.shard(batch)
-        photo_idx = ctx.shard(draw(len(photos), j.photos_per_batch, g))
+        photo_batch = draw(len(photos), j.photos_per_batch, g)
+        photo_idx = ctx.shard(photo_batch)
+        noise_views, noise_photos = posterior_noise(j.posterior, ae, [(len(batch), *bank.images.shape[-2:]),
+                                                                     (len(photo_batch), *photos.shape[-2:])],
+                                                    g, ctx.shard)
         x = bank.images[views].to(device)
-        z = ae.encode(x)
+        z = ae.encode(x, noise=noise_views)  # a posterior sample, or the mean with posterior: mean
         render = renderer(views, normalized_background(ae, bank), derive_seed(seed, "joint/jitter", step))
         terms = {
             "latent": j.latent * F.mse_loss(ae.normalizer.normalize(z), render),
-            "rgb": j.rgb * F.mse_loss(ae.decode(ae.normalizer.denormalize(render)), x),
+            "rgb": j.rgb * image_mse(ae.decode(ae.normalizer.denormalize(render)), x),
         }
-        if j.ae_synthetic > 0:
-            terms["ae_synthetic"] = j.ae_synthetic * F.mse_loss(ae.decode(z), x)
+        if j.ae_synthetic > 0:  # the reference decodes the same sample that L_latent targets
+            terms["ae_synthetic"] = j.ae_synthetic * image_mse(ae.decode(z), x)
         terms.update(autoencoding_terms(ae, None, photos[photo_idx].to(device), perceptual,
-                                        0.0, j.ae_real_mse, j.ae_real_perceptual))
+                                        0.0, j.ae_real_mse, j.ae_real_perceptual,
+                                        photos_noise=noise_photos))
         if j.tv > 0:
-            terms["tv"] = j.tv * field.tv_loss(bank.scene_index[batch].unique())
+            terms["tv"] = j.tv * field.tv_batch(bank.scene_index[batch])
         return terms
 
     phases = [

@@ -30,6 +30,7 @@ from igae.io import write_text_atomic
 from igae.train.checkpoint import (discard_checkpoints, load_latest_checkpoint, modules_digest, rng_state,
                                    save_checkpoint, set_rng_state, work_folder_lock)
 from igae.train.distributed import DistContext
+from igae.train.precision import autocast, grad_scaler
 
 StepFn = Callable[[int], dict[str, torch.Tensor]]
 
@@ -79,6 +80,8 @@ def run_phases(
             last checkpoint on disk is the last good state.
     """
     identity = {**(config or {}), "start_state_sha256": modules_digest(modules)}
+    if ctx.precision != "fp32":  # fp32 runs keep the identity they had before precision existed
+        identity["precision"] = ctx.precision
     with work_folder_lock(checkpoint_dir) if ctx.is_main else contextlib.nullcontext():
         return _run_phases(phases, modules, checkpoint_dir, losses_csv, checkpoint_every, nan_policy, ctx,
                            identity, progress)
@@ -108,6 +111,7 @@ def _run_phases(phases, modules, checkpoint_dir, losses_csv, checkpoint_every, n
         _log(ctx, f"resuming from step {resumed_from} ({checkpoint_dir})")
 
     offset, steps_run = 0, 0
+    scaler = grad_scaler(ctx.precision, ctx.device)  # fp16 on CUDA only
     for index, phase in enumerate(phases):
         if index < resume_phase:
             offset += phase.steps
@@ -123,13 +127,20 @@ def _run_phases(phases, modules, checkpoint_dir, losses_csv, checkpoint_every, n
             global_step = offset + step
             for opt in phase.optimizers.values():
                 opt.zero_grad(set_to_none=True)
-            terms = phase.step_fn(step)
-            bad_term = next((k for k, v in terms.items() if not torch.isfinite(v).all()), None)
+            with autocast(ctx.precision, ctx.device):
+                terms = phase.step_fn(step)
+            values = _term_values(terms)  # one device sync for all terms
+            bad_term = next((k for k, v in values.items() if not math.isfinite(v)), None)
             total = sum(terms.values()) if bad_term is None else None
             if total is not None:
-                total.backward()
+                (total if scaler is None else scaler.scale(total)).backward()
                 ctx.average_gradients(phase.params)
+                for opt in phase.optimizers.values() if scaler is not None else ():
+                    scaler.unscale_(opt)
             bad_grad = None if total is None else _first_nonfinite_grad(phase)
+            if scaler is not None and bad_term is None and bad_grad is not None:
+                # fp16 overflow: the scaler skips this step and lowers its scale; not a divergence.
+                bad_grad = None
             ok = ctx.all_true(bad_term is None and bad_grad is None)
             if not ok:
                 what = f"loss term {bad_term!r}" if bad_term else (
@@ -144,13 +155,17 @@ def _run_phases(phases, modules, checkpoint_dir, losses_csv, checkpoint_every, n
                 _log(ctx, f"step {global_step}: non-finite {what}, step skipped ({skipped} so far)")
                 for opt in phase.optimizers.values():
                     opt.zero_grad(set_to_none=True)
+            elif scaler is not None:
+                for opt in phase.optimizers.values():
+                    scaler.step(opt)
+                scaler.update()
             else:
                 for opt in phase.optimizers.values():
                     opt.step()
             for sched in phase.schedulers.values():
                 sched.step()
             row = {"step": global_step, "phase": phase.name, "skipped": int(not ok)}
-            row.update({k: float(v.detach()) for k, v in terms.items()})
+            row.update(values)
             row["total"] = float(sum(row[k] for k in terms)) if ok else math.nan
             history.append(row)
             steps_run += 1
@@ -169,13 +184,28 @@ def _run_phases(phases, modules, checkpoint_dir, losses_csv, checkpoint_every, n
     return LoopResult(steps_run, skipped, resumed_from, history)
 
 
+def _term_values(terms: dict[str, torch.Tensor]) -> dict[str, float]:
+    """The loss terms as Python floats, read from the device in one transfer (not one per term)."""
+    if not terms:
+        return {}
+    device = next(iter(terms.values())).device
+    stacked = torch.stack([v.detach().reshape(()).to(device=device, dtype=torch.float64) for v in terms.values()])
+    return dict(zip(terms, stacked.tolist()))  # float32 -> float64 is exact: the same floats as float(v)
+
+
 def _first_nonfinite_grad(phase: Phase) -> str | None:
+    """Name of the first parameter group holding a NaN/inf gradient; one device sync per step."""
+    names, flags = [], []
     for opt_name, opt in phase.optimizers.items():
         for group in opt.param_groups:
             for p in group["params"]:
-                if p.grad is not None and not torch.isfinite(p.grad).all():
-                    return group.get("name", opt_name)
-    return None
+                if p.grad is not None:
+                    names.append(group.get("name", opt_name))
+                    flags.append(torch.isfinite(p.grad).all())
+    if not flags:
+        return None
+    finite = torch.stack([f.to(flags[0].device) for f in flags]).tolist()
+    return next((name for name, ok in zip(names, finite) if not ok), None)
 
 
 def _differing_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:

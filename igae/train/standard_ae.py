@@ -8,12 +8,13 @@ import torch
 
 from igae.autoencoder.model import Autoencoder
 from igae.autoencoder.perceptual import PerceptualMetric
-from igae.config import JointParams, TrainAEParams
-from igae.train.ae_losses import autoencoding_terms, vae_terms
+from igae.config import FINETUNE_JOINT_KEYS, JointParams, TrainAEParams
+from igae.train.ae_losses import autoencoding_terms, posterior_noise, vae_terms
 from igae.train.checkpoint import tensor_digest
 from igae.train.data import draw, step_generator
 from igae.train.distributed import DistContext
 from igae.train.loop import LoopResult, Phase, run_phases
+from igae.train.schedules import epoch_decay, steps_per_epoch
 
 
 def train_standard_ae(
@@ -69,7 +70,8 @@ def finetune_ae(
     nan_policy: str = "stop",
     ctx: DistContext = DistContext(),
 ) -> LoopResult:
-    """The ablation: IG-AE's joint phase without tri-planes (same steps, data, AE losses, lr).
+    """The ablation: IG-AE's joint phase without tri-planes (same steps, data, AE losses, lr schedule,
+    posterior samples).
 
     It separates the effect of the 3D regularisation from the effect of extra fine-tuning.
     """
@@ -78,19 +80,23 @@ def finetune_ae(
     ctx.check_divisible(joint.photos_per_batch, "igae.joint.photos_per_batch")
     ae.train()
     opt = torch.optim.Adam(ae.parameters(), lr=joint.lr_ae)
-    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=joint.lr_decay)
+    sched = epoch_decay(opt, joint.lr_decay, steps_per_epoch(len(views), joint.views_per_batch))
 
     def step_fn(step: int) -> dict[str, torch.Tensor]:
-        # Same tag and draws as IG-AE's joint phase: the two see identical batches.
+        # Same tag and draws as IG-AE's joint phase: the two see identical batches and samples.
         g = step_generator(seed, "joint", step)
-        v = ctx.shard(views[draw(len(views), joint.views_per_batch, g)]).to(device)
-        p = ctx.shard(photos[draw(len(photos), joint.photos_per_batch, g)]).to(device)
-        return autoencoding_terms(ae, v, p, perceptual, joint.ae_synthetic, joint.ae_real_mse, joint.ae_real_perceptual)
+        v_batch = views[draw(len(views), joint.views_per_batch, g)]
+        p_batch = photos[draw(len(photos), joint.photos_per_batch, g)]
+        noise_v, noise_p = posterior_noise(joint.posterior, ae, [(len(v_batch), *v_batch.shape[-2:]),
+                                                                 (len(p_batch), *p_batch.shape[-2:])], g, ctx.shard)
+        return autoencoding_terms(ae, ctx.shard(v_batch).to(device), ctx.shard(p_batch).to(device), perceptual,
+                                  joint.ae_synthetic, joint.ae_real_mse, joint.ae_real_perceptual,
+                                  views_noise=noise_v, photos_noise=noise_p)
 
     phase = Phase("finetune", joint.steps, step_fn, {"ae": opt}, {"ae": sched}, list(ae.parameters()))
     work = Path(work_dir)
     return run_phases([phase], {"ae": ae}, work / "checkpoints", work / "losses.csv", checkpoint_every,
-                      nan_policy, ctx, config={"joint": joint.model_dump(), "seed": seed,
+                      nan_policy, ctx, config={"joint": {k: getattr(joint, k) for k in FINETUNE_JOINT_KEYS}, "seed": seed,
                                                 "data_sha256": tensor_digest([views, photos]),
                                                 "perceptual": getattr(perceptual, "backend", None)})
 
