@@ -89,11 +89,11 @@ class SceneSetParams(_Section):
 
 class HeldoutSetParams(SceneSetParams):
     source: Literal["render", "folder"] = Field(
-        description="'render': held-out scenes rendered from objects into data/scenes/heldout (count, views, "
+        "render", description="'render': held-out scenes rendered from objects into data/scenes/heldout (count, views, "
         "test_views apply); 'folder': benchmark every method and AE on your own scenes in scenes.heldout.folder."
     )
     folder: str | None = Field(
-        description="With source 'folder': a folder whose subfolders are scenes (nerfstudio transforms.json or "
+        None, description="With source 'folder': a folder whose subfolders are scenes (nerfstudio transforms.json or "
         "NeRF-synthetic transforms_*.json, each with a train and a test split). Only read, never written or deleted."
     )
 
