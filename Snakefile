@@ -12,6 +12,7 @@ from snakemake.utils import validate
 
 from igae.config import AE_NAMES, RGB_SPACE, load_params
 from igae.fields.registry import METHOD_NAMES
+from igae.render.scene_set import heldout_scene_ids
 
 sys.path.insert(0, f"{workflow.basedir}/workflow")
 import resources  # noqa: E402  GPUs here, GPU slots, memory from params
@@ -58,7 +59,7 @@ onstart:
 
 AES = list(AE_NAMES)
 SPACES = [RGB_SPACE, *P.nerf.autoencoders]
-HELDOUT = [f"scene_{i:03d}" for i in range(P.scenes.heldout.count)]
+HELDOUT = heldout_scene_ids(P.scenes)  # scene_000.. rendered, or one per scene of scenes.heldout.folder
 # Values a placeholder takes where a rule does not bind it (e.g. the report reads every fit).
 VALUES = {"set": STAGES["render_scenes"].foreach, "ae": AES, "space": SPACES, "method": list(P.nerf.methods),
           "scene": HELDOUT}

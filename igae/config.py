@@ -87,6 +87,23 @@ class SceneSetParams(_Section):
         return self
 
 
+class HeldoutSetParams(SceneSetParams):
+    source: Literal["render", "folder"] = Field(
+        "render", description="'render': held-out scenes rendered from objects into data/scenes/heldout (count, views, "
+        "test_views apply); 'folder': benchmark every method and AE on your own scenes in scenes.heldout.folder."
+    )
+    folder: str | None = Field(
+        None, description="With source 'folder': a folder whose subfolders are scenes (nerfstudio transforms.json or "
+        "NeRF-synthetic transforms_*.json, each with a train and a test split). Only read, never written or deleted."
+    )
+
+    @model_validator(mode="after")
+    def _folder_given(self) -> "HeldoutSetParams":
+        if self.source == "folder" and not self.folder:
+            raise ValueError("scenes.heldout.source is 'folder' but scenes.heldout.folder is empty")
+        return self
+
+
 class ScenesParams(_Section):
     resolution: int = Field(ge=8, le=2048, description="Image width and height in pixels.")
     supersample: int = Field(ge=1, le=8, description="Rays per pixel per axis (anti-aliasing).")
@@ -98,7 +115,7 @@ class ScenesParams(_Section):
         description="Camera elevation band in degrees above the ground plane, (min, max)."
     )
     train: SceneSetParams = Field(description="Scenes that train the autoencoders.")
-    heldout: SceneSetParams = Field(description="Held-out scenes for the per-scene NeRF fits.")
+    heldout: HeldoutSetParams = Field(description="Held-out scenes for the per-scene NeRF fits.")
 
     @model_validator(mode="after")
     def _check(self) -> "ScenesParams":

@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -65,6 +65,37 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def check_replaceable(path: str | Path, marker: str, owned: Iterable[str] | None = None) -> None:
+    """Refuse to replace a folder this project did not write (``atomic_dir`` replaces it whole).
+
+    ``path`` may be absent, an empty folder, or a folder holding ``marker`` (the file the
+    writer always puts there); with ``owned``, every entry of the folder must also be
+    ``marker`` or one of ``owned`` (so files someone added beside the writer's are not lost).
+
+    Raises:
+        InputError: the folder holds something else; the message names what.
+    """
+    from igae.errors import InputError
+
+    path = Path(path)
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise InputError("output exists and is not a folder; refusing to replace it", path)
+    entries = sorted(e.name for e in path.iterdir())
+    if not entries:
+        return
+    if marker not in entries:
+        raise InputError(f"output folder exists and was not written by igae (no {marker}); refusing to replace "
+                         f"or delete it: choose another output folder", path)
+    if owned is not None:
+        foreign = [e for e in entries if e != marker and e not in set(owned)]
+        if foreign:
+            raise InputError(f"output folder holds entries igae did not write ({', '.join(foreign[:5])}"
+                             f"{', ...' if len(foreign) > 5 else ''}); refusing to replace or delete them: move "
+                             "them elsewhere", path)
 
 
 def _umask() -> int:

@@ -59,3 +59,19 @@ def test_check_params_names_a_misspelt_nerf_hyper_parameter(tmp_path: Path, repo
     assert main(["check-params", "--params", str(params)]) == 2
     err = capsys.readouterr().err
     assert "nerf.method_params.ngp.hyper" in err and "levelz" in err and "levels" in err
+
+
+def test_every_subcommand_is_in_the_help_and_the_readme(repo_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    names = set(sub.choices)
+    assert {"fit-nerf", "render"} <= names
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    help_text = capsys.readouterr().out
+    readme = (repo_root / "README.md").read_text()
+    for name in names:
+        assert f"    {name}" in help_text, name
+        assert f"igae {name}" in readme, name

@@ -331,9 +331,15 @@ BAD_NERFSTUDIO = {
                          ["transforms.json", "'test' is empty"]),
     "unknown_split_file": (lambda d: edit_transforms(d, lambda m: m["train_filenames"].append("images/nope.png")), (),
                            ["transforms.json", "images/nope.png", "matches no frame"]),
-    "distortion": (lambda d: edit_transforms(d, lambda m: m.update(k1=0.1)), (), ["transforms.json", "distortion"]),
-    "fisheye": (lambda d: edit_transforms(d, lambda m: m.update(camera_model="OPENCV_FISHEYE")), (),
-                ["transforms.json", "camera_model 'OPENCV_FISHEYE'"]),
+    # OPENCV k1-k3/p1-p2 and OPENCV_FISHEYE k1-k4 are undistorted on load (tests/test_user_scenes.py);
+    # other coefficients and models are refused.
+    "distortion": (lambda d: edit_transforms(d, lambda m: m.update(k5=0.1)), (), ["transforms.json", "k5"]),
+    "fisheye_p1": (lambda d: edit_transforms(d, lambda m: m.update(camera_model="OPENCV_FISHEYE", p1=0.1)), (),
+                   ["transforms.json", "OPENCV_FISHEYE takes k1, k2, k3, k4", "p1"]),
+    "pinhole_k1": (lambda d: edit_transforms(d, lambda m: m.update(camera_model="PINHOLE", k1=0.1)), (),
+                   ["transforms.json", "PINHOLE has no distortion"]),
+    "equirect": (lambda d: edit_transforms(d, lambda m: m.update(camera_model="EQUIRECTANGULAR")), (),
+                 ["transforms.json", "camera_model 'EQUIRECTANGULAR'"]),
 }
 
 

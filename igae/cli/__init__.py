@@ -27,7 +27,7 @@ def _add_params_args(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (subcommands registered by each stage module)."""
-    from igae.cli import ae_stages, data_stages, import_ae, nerf_stages, report_stages
+    from igae.cli import ae_stages, data_stages, import_ae, nerf_stages, render_fit, report_stages
 
     parser = argparse.ArgumentParser(
         prog="igae",
@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     ae_stages.register(sub, _add_params_args)
     import_ae.register(sub, _add_params_args)
     nerf_stages.register(sub, _add_params_args)
+    render_fit.register(sub, _add_params_args)
     report_stages.register(sub, _add_params_args)
     return parser
 

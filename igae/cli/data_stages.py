@@ -74,7 +74,7 @@ def cmd_select_objects(args: argparse.Namespace) -> None:
 
 
 def cmd_render_scenes(args: argparse.Namespace) -> None:
-    from igae.render.scene_set import render_scene_set
+    from igae.render.scene_set import import_scene_set, render_scene_set
 
     params = _params(args)
     objects_file = Path(args.objects)
@@ -87,6 +87,10 @@ def cmd_render_scenes(args: argparse.Namespace) -> None:
         raise InputError(f"not an objects file of this version ({exc})", objects_file) from None
     sc = params.scenes
     set_params = getattr(sc, args.set)
+    if args.set == "heldout" and sc.heldout.source == "folder":  # the user's scenes: copied, never written
+        import_scene_set(sc.heldout.folder, args.out, args.set, params_snapshot={"preset": params.preset,
+                         "scenes": sc.model_dump()}, progress=log)
+        return
     source = object_source(params.assets, sc.train.count + sc.heldout.count, params.seed)
     render_scene_set(
         records, source, args.out, args.set,

@@ -3,160 +3,51 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
-from typing import Any, Callable
-
-import torch
+from typing import Callable
 
 from igae.cli.common import log
-from igae.config import WORKFLOW_NERF_KEYS, load_params
+from igae.config import load_params
 from igae.errors import InputError
 from igae.fields.registry import METHOD_NAMES
-from igae.io import write_json_atomic, atomic_dir
-from igae.provenance import provenance
-
-DEFAULT_AABB_HALF = 1.5
-"""Scene box half-size when neither ``--aabb`` nor the scene's metadata gives one (NeRF-synthetic's)."""
+from igae.io import write_json_atomic
 
 
-def scene_aabb_half(scene, override: float | None) -> tuple[float, str]:
-    """Half-size of the fit's box and where it came from."""
-    if override is not None:
-        if not override > 0:
-            raise InputError(f"--aabb must be positive, got {override}")
-        return float(override), "--aabb"
-    box = scene.metadata.get("render", {}).get("object_box")
-    if box is not None:
-        return float(box) / 2.0, "scene metadata (igae.render.object_box / 2)"
-    return DEFAULT_AABB_HALF, f"default {DEFAULT_AABB_HALF} (NeRF-synthetic); pass --aabb for other scenes"
+def _aabb(text: str) -> float | str:
+    """``--aabb``: ``auto`` or a number (positivity is checked with the scene, as an InputError)."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
 
 
 def cmd_fit_nerf(args: argparse.Namespace) -> None:
     """One scene (``--scene``), or every scene of a set (``--scene-set``: ``--out/<scene>``), in turn."""
+    from igae.nerf.run import FitJob, run_fit
     from igae.train.distributed import set_threads
 
     params = load_params(args.params, preset=args.preset)
     threads = set_threads(args.threads if args.threads is not None else params.nerf.threads)
     if (args.scene is None) == (args.scene_set is None):
         raise InputError("give exactly one of --scene and --scene-set")
+    out = Path(args.out)
+    work_root = Path(args.work) if args.work else out.with_name(f".{out.name}.work")
     if args.scene is not None:
-        work = Path(args.work) if args.work else Path(args.out).with_name(f".{Path(args.out).name}.work")
-        fit_one(args, params, Path(args.scene), Path(args.out), work, threads)
-        return
-    root = Path(args.scene_set)
-    scenes = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")) if root.is_dir() else []
-    if not scenes:
-        raise InputError("no scene folders in this scene set", root)
-    work_root = Path(args.work) if args.work else Path(args.out).with_name(f".{Path(args.out).name}.work")
-    for scene_dir in scenes:
-        fit_one(args, params, scene_dir, Path(args.out) / scene_dir.name, work_root / scene_dir.name, threads)
-    if work_root.is_dir() and not any(work_root.iterdir()):
-        work_root.rmdir()
-
-
-def fit_one(args: argparse.Namespace, params, scene_dir: Path, out: Path, work: Path, threads: int) -> None:
-    """Fit, evaluate and write one scene's outputs (``out`` is replaced atomically)."""
-    from igae.autoencoder.importing import open_autoencoder
-    from igae.autoencoder.perceptual import load_perceptual
-    from igae.data.scene import read_scene
-    from igae.eval.ae_quality import summarize, write_per_image_csv
-    from igae.nerf.data import prepare_latent, prepare_rgb
-    from igae.nerf.evaluate import (evaluate_test_views, peak_memory_mb, render_turntable, reset_peak_memory,
-                                    save_gif, save_test_renders, time_rendering)
-    from igae.nerf.fit import build_method_field, build_sampler, fit_scene
-    from igae.nerf.memory import check_fit_memory
-    from igae.train.distributed import resolve_device
-    from igae.train.precision import configure_precision
-
-    cfg = params.nerf
-    if args.method not in cfg.method_params:
-        raise InputError(f"--method {args.method!r}: nerf.method_params has no entry for it "
-                         f"(known: {sorted(cfg.method_params)})")
-    method_cfg = cfg.method_params[args.method]
-    device = resolve_device(params.training.device, params.training.jobs_per_gpu)
-    precision = configure_precision(params.training.precision, device)
-    peak_reset = reset_peak_memory(device)  # this fit's peaks, not those of earlier fits in this process
-    scene = read_scene(scene_dir, splits_required=("train", "test"))
-    aabb_half, aabb_source = scene_aabb_half(scene, args.aabb)
-    if args.autoencoder == "rgb":
-        space, ae_dir = "rgb", None
-        data = prepare_rgb(scene, device)
+        jobs = [(Path(args.scene), out, work_root)]
     else:
-        ae_dir = Path(args.autoencoder)
-        space = args.space_name or ae_dir.name
-        a = params.autoencoder  # a plain diffusers folder is imported here, its scale calibrated on this scene's train views
-        ae = open_autoencoder(ae_dir, a.normalizer_scale, a.normalizer_target_std, a.normalizer_calibration_images,
-                              lambda: ([scene.subset("train").images], f"training views of {scene.root}"))
-        data = prepare_latent(scene, ae, space, device, cfg.posterior, params.seed)
-    seed = params.seed
-    field = build_method_field(args.method, data, method_cfg, aabb_half, seed).to(device)
-    sampler = build_sampler(cfg, field, device)
-    memory_estimate = check_fit_memory(field, sampler, data, cfg)  # fails early, naming the param to lower
-    log(f"fit {args.method} in {space} space: {scene.root.name}, {len(data.train_c2w)} train / "
-         f"{len(data.test_c2w)} test views, render {data.width}x{data.height}, box half {aabb_half:g} "
-         f"({aabb_source}), {device}, {threads} thread(s)")
-    result = fit_scene(field, sampler, data, cfg, method_cfg, seed, work, params.training.nan_policy,
-                       progress=not args.quiet, precision=precision)
-
-    chunk = cfg.eval.chunk or None
-    perceptual = load_perceptual(params.autoencoder.perceptual, device=device)
-    evaluation = evaluate_test_views(field, data, sampler, perceptual, chunk)
-    timing = time_rendering(field, data, sampler, cfg.eval.timing_frames, chunk)
-    turntable = (render_turntable(field, data, sampler, cfg.eval.turntable_frames, cfg.eval.turntable_elevation_deg, chunk)
-                 if cfg.eval.turntable_frames else None)
-    test = scene.subset("test")
-    view_names = [Path(p).stem for p in test.file_paths]
-    summary = summarize(evaluation.per_view)
-    metrics: dict[str, Any] = {
-        "scene": scene.root.name, "scene_dir": str(scene_dir), "method": args.method, "space": space,
-        "autoencoder": str(ae_dir) if ae_dir else None,
-        "normalizer": None if data.ae is None else {"scale": data.ae.normalizer.scale, "eps": data.ae.normalizer.eps},
-        "metrics": {k: v["mean"] for k, v in summary.items()}, "metrics_summary": summary,
-        "perceptual_backend": perceptual.backend, "evaluated_on": "test split of the scene (never trained on)",
-        "test_views": view_names, "train_views": len(data.train_c2w),
-        "image_size": [scene.width, scene.height], "render_size": [data.width, data.height], "crop": data.crop,
-        "train_seconds": {**result.stage_seconds, "total": sum(result.stage_seconds.values())},
-        "steps": result.steps, "skipped_steps": result.skipped_steps, "resumed_from": result.resumed_from,
-        "render_seconds_per_frame": timing,
-        "memory": {**peak_memory_mb(device, since_reset=peak_reset), "estimated_step_mb": {k: v / 2**20 for k, v in memory_estimate.items()
-                                                                   if k != "available"}},
-        "psnr_vs_time": result.curve,
-        "aabb_half": aabb_half, "aabb_source": aabb_source, "threads": threads,
-        "occupancy_backend": getattr(sampler, "backend", None), "precision": precision,
-        "seed": seed, "preset": params.preset,
-        # What the fit read (the stage table's fit params): not which other fits the workflow runs.
-        "params": {"nerf": cfg.model_dump(exclude=set(WORKFLOW_NERF_KEYS)),
-                   "method": method_cfg.model_dump()},
-        "provenance": provenance(seed, device=str(device)),
-    }
-    with atomic_dir(out) as tmp:
-        write_json_atomic(tmp / "metrics.json", metrics)
-        write_per_image_csv(tmp / "per_view.csv", [
-            {"view": name, **{k: float(v[i]) for k, v in evaluation.per_view.items()}} for i, name in enumerate(view_names)])
-        write_per_image_csv(tmp / "curve.csv", [dict(r) for r in result.curve])
-        save_test_renders(tmp / "renders", evaluation, data, view_names)
-        if turntable is not None:
-            save_gif(tmp / "turntable.gif", turntable)
-        torch.save({"method": args.method, "hyper": method_cfg.hyper, "out_channels": data.channels,
-                    "output_activation": data.output_activation, "aabb_half": aabb_half,
-                    "state_dict": field.state_dict(), "sampler_state": getattr(sampler, "state_dict", dict)()},
-                   tmp / "field.pt")
-        if evaluation.latent is not None:  # for the latent-consistency figure
-            torch.save({"views": view_names, "rendered": evaluation.latent, "encoded": evaluation.encoded},
-                       tmp / "latents.pt")
-        if data.ae is not None:  # the per-scene decoder copy (stage 2); the shared AE is untouched
-            torch.save({"decoder_state_dict": {k: v for k, v in data.ae.state_dict().items()},
-                        "autoencoder": str(ae_dir)}, tmp / "decoder.pt")
-        if (work / "losses.csv").exists():
-            (tmp / "losses.csv").write_bytes((work / "losses.csv").read_bytes())
-    # Checkpoints only serve to resume an interrupted fit; the finished fit is all in `out`
-    # (and a latent fit's checkpoints hold a whole AE copy with its Adam state).
-    shutil.rmtree(work, ignore_errors=True)
-    m = metrics["metrics"]
-    log(f"{scene.root.name} {args.method}/{space}: test PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}, "
-         f"{perceptual.backend} {m.get('perceptual', float('nan')):.4f}; train {metrics['train_seconds']['total']:.1f} s; "
-         f"render {timing['total'] * 1e3:.1f} ms/frame (field {timing['field'] * 1e3:.1f}, decode {timing['decode'] * 1e3:.1f})")
+        root = Path(args.scene_set)
+        scenes = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")) if root.is_dir() else []
+        if not scenes:
+            raise InputError("no scene folders in this scene set", root)
+        jobs = [(d, out / d.name, work_root / d.name) for d in scenes]
+    for scene_dir, scene_out, work in jobs:
+        run_fit(FitJob(scene_dir, args.autoencoder, args.method, scene_out, work, aabb=args.aabb,
+                       space_name=args.space_name, progress=not args.quiet, downscale=args.downscale,
+                       allow_unbounded=args.allow_unbounded), params, threads, log)
+    if args.scene_set is not None and work_root.is_dir() and not any(work_root.iterdir()):
+        work_root.rmdir()
 
 
 def cmd_summarize_nerf(args: argparse.Namespace) -> None:
@@ -182,6 +73,8 @@ def cmd_summarize_nerf(args: argparse.Namespace) -> None:
 def cmd_build_extensions(args: argparse.Namespace) -> None:
     """Load or build nerfacc's CUDA extension once (before parallel fits start) and record the outcome."""
     import os
+
+    import torch
 
     from igae.fields.nerfacc_cuda import nerfacc_cuda_status
 
@@ -217,7 +110,14 @@ def register(sub: argparse._SubParsersAction, add_params_args: Callable[[argpars
     p.add_argument("--work", default=None, help="checkpoint folder (default: .<out>.work beside --out); a rerun "
                    "after an interruption resumes from it; removed once the fit's outputs are written")
     p.add_argument("--space-name", default=None, help="name of the latent space in outputs (default: the AE folder's name)")
-    p.add_argument("--aabb", type=float, default=None, help="half-size of the scene box (default: from the scene, else 1.5)")
+    p.add_argument("--aabb", type=_aabb, default=None,
+                   help="half-size of the scene box, or 'auto': centre and scale the poses on the cameras' look-at "
+                   "point and distance (recorded in metrics.json as scene_transform). Default: the scene's own box "
+                   "metadata (scenes rendered here), else auto")
+    p.add_argument("--downscale", type=int, default=1, help="use the images downscaled N times: nerfstudio's "
+                   "images_N folders when present, else the images resized on load (default: %(default)s)")
+    p.add_argument("--allow-unbounded", action="store_true", help="skip the checks that the scene is bounded and "
+                   "object-centred (cameras facing one point, background at the image borders)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: nerf.threads)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_fit_nerf)

@@ -41,13 +41,16 @@ from igae.data.scene_common import (
     require_splits,
     resolve_background,
 )
+from igae.data.downscale import downscale as downscale_images
 from igae.errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
-def read_blender(root: Path, background: Sequence[float] | None, splits_required: Sequence[str]) -> Scene:
-    """Read ``root/transforms_{train,val,test}.json`` and their images into a Scene."""
+def read_blender(root: Path, background: Sequence[float] | None, splits_required: Sequence[str],
+                 downscale: int = 1) -> Scene:
+    """Read ``root/transforms_{train,val,test}.json`` and their images into a Scene;
+    ``downscale``: see :mod:`igae.data.downscale` (``train/r_0.png`` -> ``train_4/r_0.png``)."""
     train_tf = root / "transforms_train.json"
     block = igae_block(load_json(train_tf), train_tf)
     bg = resolve_background(background, block.get("background"), train_tf)
@@ -86,7 +89,13 @@ def read_blender(root: Path, background: Sequence[float] | None, splits_required
         check_focal(float(f), label, train_tf)
     intrinsics = np.stack([fx, fx, np.full_like(fx, width / 2.0), np.full_like(fx, height / 2.0)], axis=1)
 
-    images = load_images(files, labels, width, height, bg, f"size of the first image {files[0].name}")
+    scaled = downscale_images(root, file_paths, files, labels, width, height, intrinsics, downscale)
+    if downscale != 1:
+        block["downscale"] = {"factor": downscale, "source": scaled.source}
+    images = load_images(scaled.files, labels, *scaled.file_size, bg, f"size of the first image {scaled.files[0].name}",
+                         scaled.out_size)
+    width, height = scaled.out_size
+    intrinsics = scaled.intrinsics
     block["split_source"] = "blender_split_files"
     return Scene(
         images=images,

@@ -3,9 +3,11 @@
 Format (from nerfstudio's data conventions documentation):
 
 - Camera: top-level ``fl_x, fl_y, cx, cy, w, h`` and ``camera_model``; any frame may
-  override any of them. Only distortion-free pinhole cameras are read (``PINHOLE``,
-  ``SIMPLE_PINHOLE``, or ``OPENCV`` with all distortion coefficients zero), because no
-  stage here undistorts images. Missing ``fl_x`` falls back to ``camera_angle_x``,
+  override any of them. ``PINHOLE`` and ``SIMPLE_PINHOLE`` are read as they are;
+  ``OPENCV`` (``k1, k2, k3, p1, p2``) and ``OPENCV_FISHEYE`` (``k1..k4``) images with nonzero
+  coefficients are undistorted on load into pinhole images (:mod:`igae.data.undistort`; the
+  intrinsics become the pinhole camera's, recorded in ``Scene.metadata["undistorted"]``).
+  Without ``camera_model``, nonzero coefficients mean ``OPENCV``. Missing ``fl_x`` falls back to ``camera_angle_x``,
   missing ``fl_y`` to ``fl_x``, missing ``cx, cy`` to the image centre, missing ``w, h``
   to the first image's size.
 - Frames: ``file_path`` relative to the folder, with extension; ``transform_matrix`` a
@@ -42,32 +44,32 @@ from igae.data.scene_common import (
     require_splits,
     resolve_background,
 )
+from igae.data.downscale import downscale as downscale_images
+from igae.data.undistort import MODEL_COEFFICIENTS, pinhole_zoom, undistort_image
 from igae.errors import InputError
 from igae.io import atomic_dir, save_png_atomic, sha256_file, write_json_atomic
 
 TRANSFORMS = "transforms.json"
-PINHOLE_MODELS = ("OPENCV", "PINHOLE", "SIMPLE_PINHOLE")
+CAMERA_MODELS = ("PINHOLE", "SIMPLE_PINHOLE", "OPENCV", "OPENCV_FISHEYE")
 DISTORTION_KEYS = ("k1", "k2", "k3", "k4", "k5", "k6", "p1", "p2")
 RESERVED_METADATA = ("background", "image_sha256", "split_source")
 """igae-block keys the writer/reader own; values passed in ``metadata`` are replaced."""
 
 
 def read_nerfstudio(
-    root: Path, background: Sequence[float] | None, splits_required: Sequence[str]
+    root: Path, background: Sequence[float] | None, splits_required: Sequence[str], downscale: int = 1
 ) -> Scene:
-    """Read ``root/transforms.json`` and its images into a Scene (see the module docstring)."""
+    """Read ``root/transforms.json`` and its images into a Scene (see the module docstring);
+    ``downscale``: see :mod:`igae.data.downscale`."""
     tf = root / TRANSFORMS
     meta = load_json(tf)
     frames = get_frames(meta, tf)
     block = igae_block(meta, tf)
     bg = resolve_background(background, block.get("background"), tf)
-    _check_camera(meta, "top level", tf)
-
     file_paths = [fr["file_path"] for fr in frames]
     labels = [f"frame {i} '{fp}' of {TRANSFORMS}" for i, fp in enumerate(file_paths)]
     files = [root / fp for fp in file_paths]
-    for fr, label in zip(frames, labels):
-        _check_camera(fr, label, tf)
+    distortions = [_distortion(fr, meta, label, tf) for fr, label in zip(frames, labels)]
     poses = np.stack([parse_pose(fr.get("transform_matrix"), label, tf) for fr, label in zip(frames, labels)])
 
     width, height, size_source = _image_size(meta, frames, files, labels, tf)
@@ -82,7 +84,15 @@ def read_nerfstudio(
         block["split_source"] = "default_every_8th"
     require_splits(split, splits_required, tf)
 
-    images = load_images(files, labels, width, height, bg, size_source)
+    scaled = downscale_images(root, file_paths, files, labels, width, height, intrinsics, downscale)
+    if downscale != 1:
+        block["downscale"] = {"factor": downscale, "source": scaled.source}
+        size_source = f"size of the first image {scaled.files[0].name}" if scaled.files is not files else size_source
+    images = load_images(scaled.files, labels, *scaled.file_size, bg, size_source, scaled.out_size)
+    width, height = scaled.out_size
+    intrinsics = scaled.intrinsics
+    if any(d is not None for d in distortions):
+        images, intrinsics = _undistort(images, intrinsics, distortions, block)
     return Scene(
         images=images,
         camera_to_world=torch.from_numpy(poses.astype(np.float32)),
@@ -102,22 +112,47 @@ def _lookup(frame: dict, meta: dict, key: str) -> Any:
     return frame[key] if key in frame else meta.get(key)
 
 
-def _check_camera(obj: dict, where: str, tf: Path) -> None:
-    """Only distortion-free pinhole cameras: we never undistort, so distortion would be silently wrong."""
-    model = obj.get("camera_model")
-    if model is not None and model not in PINHOLE_MODELS:
-        raise InputError(
-            f"{where}: camera_model {model!r} is not supported (use one of {', '.join(PINHOLE_MODELS)} "
-            "on undistorted images)",
-            tf,
-        )
+def _distortion(fr: dict, meta: dict, label: str, tf: Path) -> tuple[str, dict[str, float]] | None:
+    """A frame's camera model and nonzero distortion coefficients (frame values override the
+    top level), or None for a distortion-free pinhole camera."""
+    model = _lookup(fr, meta, "camera_model")
+    if model is not None and model not in CAMERA_MODELS:
+        raise InputError(f"{label}: camera_model {model!r} is not supported (supported: {', '.join(CAMERA_MODELS)})", tf)
+    coeffs = {}
     for key in DISTORTION_KEYS:
-        if key in obj and as_number(obj[key], f"{where}: {key}", tf) != 0.0:
-            raise InputError(
-                f"{where}: nonzero distortion coefficient {key}={obj[key]!r} is not supported "
-                "(undistort the images first, e.g. with ns-process-data, and set the coefficients to 0)",
-                tf,
-            )
+        value = _lookup(fr, meta, key)
+        if value is not None and as_number(value, f"{label}: {key}", tf) != 0.0:
+            coeffs[key] = float(value)
+    if not coeffs:
+        return None
+    model = model or "OPENCV"
+    if model in ("PINHOLE", "SIMPLE_PINHOLE"):
+        raise InputError(f"{label}: camera_model {model} has no distortion, but {sorted(coeffs)} are nonzero "
+                         "(use OPENCV or OPENCV_FISHEYE)", tf)
+    unknown = sorted(set(coeffs) - set(MODEL_COEFFICIENTS[model]))
+    if unknown:
+        raise InputError(f"{label}: {model} takes {', '.join(MODEL_COEFFICIENTS[model])}; nonzero {unknown} "
+                         "belong to a model this reader does not undistort", tf)
+    return model, coeffs
+
+
+def _undistort(images: torch.Tensor, intrinsics: np.ndarray, distortions: list, block: dict
+               ) -> tuple[torch.Tensor, np.ndarray]:
+    """Undistort the frames that have distortion into pinhole images; records the models used."""
+    out_k = np.array(intrinsics, dtype=np.float64)
+    zooms: dict[tuple, float] = {}
+    for i, dist in enumerate(distortions):
+        if dist is None:
+            continue
+        model, coeffs = dist
+        key = (model, tuple(sorted(coeffs.items())), tuple(out_k[i]))
+        if key not in zooms:
+            zooms[key] = pinhole_zoom(out_k[i], images.shape[3], images.shape[2], model, coeffs)
+        images[i], out_k[i] = undistort_image(images[i], intrinsics[i], model, coeffs, zooms[key])
+    block["undistorted"] = {"models": sorted({d[0] for d in distortions if d is not None}),
+                            "frames": sum(d is not None for d in distortions),
+                            "focal_zoom": sorted(set(zooms.values()))}
+    return images, out_k
 
 
 def _image_size(

@@ -27,6 +27,7 @@ def read_scene(
     path: str | Path,
     background: tuple[float, float, float] | None = None,
     splits_required: tuple[str, ...] = ("train",),
+    downscale: int = 1,
 ) -> Scene:
     """Read a scene folder, detecting its format.
 
@@ -39,6 +40,8 @@ def read_scene(
         background: RGB in [0, 1] for compositing alpha; default: the ``background`` in the
             file's ``igae`` block, else white.
         splits_required: splits that must have at least one frame.
+        downscale: read the images at ``1/downscale`` of their size (``images_N`` copies when
+            present, else resized on load; see :mod:`igae.data.downscale`).
 
     Raises:
         InputError: unknown format, or any problem in the files (the message names the file).
@@ -49,9 +52,9 @@ def read_scene(
     if not root.is_dir():
         raise InputError("scene folder does not exist", root)
     if (root / "transforms.json").is_file():
-        return nerfstudio_format.read_nerfstudio(root, background, splits_required)
+        return nerfstudio_format.read_nerfstudio(root, background, splits_required, downscale)
     if (root / "transforms_train.json").is_file():
-        return blender_format.read_blender(root, background, splits_required)
+        return blender_format.read_blender(root, background, splits_required, downscale)
     raise InputError(
         "unknown scene format: expected transforms.json (nerfstudio) or transforms_train.json (NeRF-synthetic)", root
     )

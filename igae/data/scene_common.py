@@ -257,19 +257,29 @@ def load_images(
     height: int,
     background: tuple[float, float, float],
     size_source: str,
+    out_size: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """Decode images into one preallocated ``(N, 3, H, W)`` float32 tensor in [0, 1].
 
     Alpha is composited: ``rgb * a + background * (1 - a)``. Every image must be
     ``width x height``; ``size_source`` says where that size came from, for the error.
+    ``out_size = (W', H')``: each image is area-averaged to that size after compositing.
     8-bit and 16-bit PNG, JPEG and anything else Pillow reads are accepted; note that
     Pillow reduces 16-bit RGB(A) PNGs to 8 bits (16-bit grey keeps full precision).
     """
-    out = np.empty((len(files), 3, height, width), dtype=np.float32)
     bg = np.asarray(background, dtype=np.float32).reshape(3, 1, 1)
+    if out_size is None or out_size == (width, height):
+        out = np.empty((len(files), 3, height, width), dtype=np.float32)
+        for i, (file, label) in enumerate(zip(files, labels)):
+            _decode_into(out[i], file, label, width, height, bg, size_source)
+        return torch.from_numpy(out)
+    small = torch.empty((len(files), 3, out_size[1], out_size[0]), dtype=torch.float32)
+    full = np.empty((3, height, width), dtype=np.float32)
     for i, (file, label) in enumerate(zip(files, labels)):
-        _decode_into(out[i], file, label, width, height, bg, size_source)
-    return torch.from_numpy(out)
+        _decode_into(full, file, label, width, height, bg, size_source)
+        small[i] = torch.nn.functional.interpolate(torch.from_numpy(full)[None], size=(out_size[1], out_size[0]),
+                                                   mode="area")[0]
+    return small
 
 
 def _check_exists(file: Path, label: str) -> None:

@@ -84,11 +84,6 @@ class FitData:
             return rendered
         return self.ae.decode(self.ae.normalizer.denormalize(rendered))
 
-    @torch.no_grad()
-    def to_rgb_batched(self, rendered: Tensor) -> Tensor:
-        """:meth:`to_rgb` without gradients, ``ENCODE_BATCH`` views per decoder call (bounded memory)."""
-        return torch.cat([self.to_rgb(rendered[i : i + ENCODE_BATCH]) for i in range(0, len(rendered), ENCODE_BATCH)])
-
     def encode_normalized(self, images: Tensor) -> Tensor:
         """``norm(E(x))`` (posterior mean) of ``(N, 3, H, W)`` images, on the data's device."""
         assert self.ae is not None, "RGB fits have no encoder"

@@ -28,6 +28,7 @@ from igae.geometry import look_at
 from igae.io import save_png_atomic, write_bytes_atomic
 from igae.nerf.data import FitData
 from igae.nerf.fit import render_test_views
+from igae.nerf.frames import render_frames
 
 
 @dataclass
@@ -55,8 +56,8 @@ def evaluate_test_views(field: Field, data: FitData, sampler: Sampler, perceptua
     field.eval()
     if data.ae is not None:
         data.ae.eval()
-    rendered = render_test_views(field, data, sampler, chunk)
-    rgb = data.to_rgb_batched(rendered).clamp(0.0, 1.0)
+    frames = render_test_views(field, data, sampler, chunk)
+    rendered, rgb = frames.features, frames.rgb
     per_view = {k: v.cpu() for k, v in image_metrics(rgb, data.test_images, perceptual).items()}
     if data.ae is None:
         return TestEvaluation(per_view, rgb.cpu(), None, None)
@@ -168,10 +169,8 @@ def render_turntable(field: Field, data: FitData, sampler: Sampler, frames: int,
     field.eval()
     device = data.test_c2w.device
     cams = orbit_cameras(data.train_c2w.cpu(), frames, elevation_deg).to(device)
-    k = data.test_intrinsics[0]
-    out = [data.to_rgb(render_views(field, cams[i : i + 1], k, data.width, data.height, sampler, data.background,
-                                    chunk=chunk)).clamp(0.0, 1.0).cpu() for i in range(frames)]
-    return torch.cat(out)
+    return render_frames(field, sampler, cams, data.test_intrinsics[0], data.width, data.height, data.background,
+                         data.to_rgb if data.is_latent else None, chunk=chunk).rgb.cpu()
 
 
 def to_uint8(images: Tensor) -> np.ndarray:

@@ -43,10 +43,12 @@ from igae.eval.metrics import psnr
 from igae.fields.base import Field
 from igae.fields.occupancy import OccupancySampler
 from igae.fields.registry import build_field
-from igae.fields.sampling import CoarseToFineSampler, RayBundle, Sampler
+from igae.fields.sampling import RayBundle, Sampler
 from igae.fields.volume_renderer import render_bundle, render_views
 from igae.geometry import rays_at_pixels
+from igae.nerf.artifact import SamplerSpec
 from igae.nerf.data import FitData
+from igae.nerf.frames import Frames, render_frames
 from igae.seeding import derive_seed
 from igae.train.checkpoint import tensor_digest
 from igae.train.data import step_generator
@@ -82,12 +84,7 @@ def build_method_field(method: str, data: FitData, cfg: NerfMethodParams, aabb_h
 
 def build_sampler(cfg: NerfParams, field: Field, device: torch.device) -> Sampler:
     """The sampler named by ``nerf.sampler`` over the field's box."""
-    aabb = field.aabb.detach().to(device)
-    if cfg.sampler == "occupancy":
-        return OccupancySampler(aabb, resolution=cfg.occupancy.resolution, samples_per_ray=cfg.samples_per_ray,
-                                backend=cfg.occupancy.backend, device=device)
-    half = cfg.samples_per_ray // 2
-    return CoarseToFineSampler(aabb, n_coarse=cfg.samples_per_ray - half, n_fine=half)
+    return SamplerSpec.from_params(cfg).build(field.aabb, device)
 
 
 def _run_identity(cfg: NerfParams, method_cfg: NerfMethodParams, seed: int, data: FitData) -> dict[str, Any]:
@@ -106,20 +103,18 @@ def _run_identity(cfg: NerfParams, method_cfg: NerfMethodParams, seed: int, data
     }
 
 
-def render_test_views(field: Field, data: FitData, sampler: Sampler, chunk: int | None = None,
-                      views: Tensor | None = None) -> Tensor:
-    """``(M, C, h, w)`` renders of the test views (or ``views`` of them) in the field's space."""
-    ids = torch.arange(len(data.test_c2w)) if views is None else views
-    out = [render_views(field, data.test_c2w[i : i + 1], data.test_intrinsics[i : i + 1], data.width, data.height,
-                        sampler, data.background, chunk=chunk) for i in ids.tolist()]
-    return torch.cat(out)
+def render_test_views(field: Field, data: FitData, sampler: Sampler, chunk: int | None = None) -> Frames:
+    """The test views rendered (``features``, ``(M, C, h, w)`` in the field's space) and decoded
+    (``rgb``, ``(M, 3, H, W)`` in [0, 1]) by the one frame renderer, :func:`igae.nerf.frames.render_frames`."""
+    return render_frames(field, sampler, data.test_c2w, data.test_intrinsics, data.width, data.height,
+                         data.background, data.to_rgb if data.is_latent else None, chunk=chunk)
 
 
 @torch.no_grad()
 def mean_test_psnr(field: Field, data: FitData, sampler: Sampler, chunk: int | None = None) -> float:
     """Mean PSNR of the (decoded) test renders against the ground-truth test images."""
     field.eval()
-    rgb = data.to_rgb_batched(render_test_views(field, data, sampler, chunk)).clamp(0.0, 1.0)
+    rgb = render_test_views(field, data, sampler, chunk).rgb
     field.train()
     return float(psnr(rgb, data.test_images).mean())
 

@@ -12,12 +12,15 @@ from igae.assets.base import ObjectRecord, ObjectSource
 from igae.data.scene import write_scene
 from igae.errors import InputError
 from igae.geometry import focal_from_fov
-from igae.io import atomic_dir, write_json_atomic
+from igae.io import atomic_dir, check_replaceable, write_json_atomic
 from igae.provenance import provenance
 from igae.render.cameras import sample_cameras
 from igae.render.normalize import normalize_parts
 from igae.render.raycast import MeshRenderer, render_views
 from igae.seeding import derive_seed
+
+
+MANIFEST = "manifest.json"
 
 
 def scene_id(index: int) -> str:
@@ -30,6 +33,26 @@ def test_view_indices(views: int, test_views: int) -> list[int]:
     if test_views == 0:
         return []
     return sorted({int(i) for i in np.linspace(0, views - 1, test_views).round()})
+
+
+def check_own_scene_set(out_dir: Path) -> None:
+    """InputError unless ``out_dir`` is absent, empty, or a scene set rendered here whose
+    ``manifest.json`` lists every scene folder in it (anything else would be deleted on replace)."""
+    manifest = out_dir / MANIFEST
+    owned: list[str] = []
+    if manifest.is_file():
+        try:
+            data = json.loads(manifest.read_text())
+            owned = [str(e["scene_id"]) for e in data["scenes"]]
+            data["provenance"]["versions"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise InputError("not a scene-set manifest written by igae render-scenes; refusing to replace a "
+                             "folder that may hold scenes it did not render", manifest) from None
+    try:
+        check_replaceable(out_dir, MANIFEST, owned)
+    except InputError as err:
+        raise InputError(f"{err} (to benchmark your own scenes, leave them where they are and set "
+                         "scenes.heldout.source: folder and scenes.heldout.folder: <their folder>)") from None
 
 
 def render_scene_set(
@@ -56,12 +79,15 @@ def render_scene_set(
     Each scene gets its own seeded cameras on the sphere band, normalised geometry
     (centred, longest side ``object_box``), and a train/test split recorded in its
     ``transforms.json``. The whole set is written atomically: an interrupted run
-    leaves the previous set (or nothing), never a partial one.
+    leaves the previous set (or nothing), never a partial one. An existing ``out_dir`` is
+    replaced only when it is a set this function wrote (its manifest lists every entry), so
+    scenes someone put there are never deleted (:func:`check_own_scene_set`).
 
     Returns:
         The manifest: per scene its id, object record (licence and creator included),
         view counts, split and image checksums; plus totals and provenance.
     """
+    check_own_scene_set(Path(out_dir))
     width = height = resolution
     focal = focal_from_fov(fov_deg, width)
     intrinsics = np.array([focal, focal, width / 2.0, height / 2.0])
@@ -112,7 +138,7 @@ def render_scene_set(
             "totals": {"scenes": len(entries), "views": views * len(entries)},
             "provenance": provenance(seed, params=params_snapshot or {}),
         }
-        write_json_atomic(tmp / "manifest.json", manifest)
+        write_json_atomic(tmp / MANIFEST, manifest)
     if progress:
         progress(f"{set_name}: {len(entries)} scenes in {time.perf_counter() - started:.1f} s")
     return manifest
@@ -121,3 +147,76 @@ def render_scene_set(
 def _read_checksums(scene_dir: Path) -> dict[str, str]:
     data = json.loads((scene_dir / "transforms.json").read_text())
     return dict(data["igae"]["image_sha256"])
+
+
+def user_scene_folders(folder: str | Path) -> list[Path]:
+    """The scenes of a user's scene set: sorted subfolders holding ``transforms.json`` (nerfstudio)
+    or ``transforms_train.json`` (NeRF-synthetic).
+
+    Raises:
+        InputError: the folder is missing or holds no scene folders.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise InputError("scenes.heldout.folder: not a folder", root)
+    scenes = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
+                    and ((d / "transforms.json").is_file() or (d / "transforms_train.json").is_file()))
+    if not scenes:
+        raise InputError("scenes.heldout.folder: no scene folders in it (each scene is a subfolder with "
+                         "transforms.json or transforms_train.json)", root)
+    return scenes
+
+
+def heldout_scene_ids(scenes: Any) -> list[str]:
+    """The held-out set's scene ids (``scene_000``, ...) for ``scenes`` params (a ``ScenesParams``):
+    ``count`` of them when rendered, one per scene folder of ``scenes.heldout.folder`` otherwise."""
+    held = scenes.heldout
+    n = held.count if held.source == "render" else len(user_scene_folders(held.folder))
+    return [scene_id(i) for i in range(n)]
+
+
+def import_scene_set(folder: str | Path, out_dir: str | Path, set_name: str, params_snapshot: dict[str, Any],
+                     progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Copy a user's scene folders into ``out_dir/scene_XXX`` (sorted by name) with a manifest.
+
+    The user's folder is only read (each scene is checked by the reader first, so a bad file is
+    reported before anything is written); the pipeline then works on its own copies, which it
+    may replace or delete at will. ``out_dir`` follows :func:`check_own_scene_set`.
+
+    Returns:
+        The manifest: per scene its id, original name and path, view counts and file checksums.
+    """
+    import shutil
+
+    from igae.data.scene import read_scene
+    from igae.io import sha256_file
+
+    out_dir, source = Path(out_dir), Path(folder).resolve()
+    if out_dir.resolve() == source or source in out_dir.resolve().parents or out_dir.resolve() in source.parents:
+        raise InputError(f"scenes.heldout.folder must lie outside the pipeline's {out_dir} (and not contain it)",
+                         source)
+    check_own_scene_set(out_dir)
+    scenes = user_scene_folders(source)
+    entries = []
+    with atomic_dir(out_dir) as tmp:
+        for index, scene_dir in enumerate(scenes):
+            scene = read_scene(scene_dir, splits_required=("train", "test"))
+            sid = scene_id(index)
+            shutil.copytree(scene_dir, tmp / sid, symlinks=False)
+            entries.append({
+                "scene_id": sid, "name": scene_dir.name, "source": str(scene_dir),
+                "licence": "the user's own scene", "attribution": f"{scene_dir.name} (from {source})",
+                "views": len(scene), "train_views": len(scene.split["train"]), "test_views": len(scene.split["test"]),
+                "image_size": [scene.width, scene.height],
+                "file_sha256": {p.relative_to(tmp / sid).as_posix(): sha256_file(p)
+                                for p in sorted((tmp / sid).rglob("*")) if p.is_file()},
+            })
+            if progress:
+                progress(f"{set_name}/{sid}: copied {scene_dir} ({len(scene)} views, {scene.width}x{scene.height})")
+        manifest = {
+            "set": set_name, "source": "folder", "folder": str(source), "scenes": entries,
+            "totals": {"scenes": len(entries), "views": sum(e["views"] for e in entries)},
+            "provenance": provenance(None, params=params_snapshot),
+        }
+        write_json_atomic(tmp / MANIFEST, manifest)
+    return manifest

@@ -17,10 +17,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-from PIL import Image  # noqa: E402
 
 from igae.eval.nerf_summary import mean_curve  # noqa: E402
 from igae.io import write_bytes_atomic  # noqa: E402
+from igae.nerf.artifact import LATENTS_FILE, load_fit  # noqa: E402
 from igae.report.tables import AE_NAMES, METHOD_LABELS, SPACE_LABELS, SPACES  # noqa: E402
 
 SPACE_COLOURS = dict(zip(SPACES, ("#4d4d4d", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b")))
@@ -44,16 +44,12 @@ def fit_dir(fits_root: Path, space: str, method: str, scene: str) -> Path:
 
 
 def prediction_and_truth(fit: Path, view: str) -> tuple[np.ndarray, np.ndarray]:
-    """The render and the ground truth of one test view, cut from the fit's ``renders/<view>.png``
-    (render | truth | error on the first row)."""
-    metrics = json.loads((fit / "metrics.json").read_text())
-    width, height = (metrics["crop"][::-1] if metrics.get("crop") else metrics["image_size"])
-    strip = np.asarray(Image.open(fit / "renders" / f"{view}.png").convert("RGB"))
-    return strip[:height, :width], strip[:height, width : 2 * width]
+    """The render and the ground truth of one test view of a fit (see :meth:`FitArtifact.test_render`)."""
+    return load_fit(fit).test_render(view)
 
 
 def view_psnr(fit: Path, view: str) -> float:
-    table = pd.read_csv(fit / "per_view.csv")
+    table = load_fit(fit).per_view()
     return float(table.loc[table["view"] == view, "psnr"].iloc[0])
 
 
@@ -62,7 +58,7 @@ def qualitative_grid(fits_root: Path, scene: str, methods: list[str], view: str 
     on one test view, each render titled with its PSNR on that view."""
     spaces = [s for s in ("rgb", "standard", "igae") if (fits_root / s).is_dir()]
     first = fit_dir(fits_root, spaces[0], methods[0], scene)
-    view = view or str(pd.read_csv(first / "per_view.csv")["view"].iloc[0])
+    view = view or str(load_fit(first).per_view()["view"].iloc[0])
     fig, axes = plt.subplots(len(methods), 1 + len(spaces), figsize=(2.0 * (1 + len(spaces)), 2.1 * len(methods)),
                              squeeze=False)
     for r, method in enumerate(methods):
@@ -108,12 +104,14 @@ def latent_consistency(fits_root: Path, scene: str, method: str, views: int = 4)
     """Per AE (standard, IG-AE): encoded ground-truth latents (top) above the latent NeRF's renders
     (bottom) for a few test views, through a fixed PCA per AE. A 3D-consistent latent space is
     one a NeRF can reproduce: its two rows look alike."""
-    spaces = [s for s in ("standard", "igae") if (fit_dir(fits_root, s, method, scene) / "latents.pt").is_file()]
+    blobs = {s: load_fit(fit_dir(fits_root, s, method, scene)).latents() for s in ("standard", "igae")
+             if (fit_dir(fits_root, s, method, scene) / LATENTS_FILE).is_file()}
+    spaces = list(blobs)
     if not spaces:
         return placeholder(f"No latent fit of {scene} with {method} saved its latents (latents.pt).")
     fig, axes = plt.subplots(2 * len(spaces), views, figsize=(1.6 * views, 3.4 * len(spaces)), squeeze=False)
     for k, space in enumerate(spaces):
-        blob = torch.load(fit_dir(fits_root, space, method, scene) / "latents.pt")
+        blob = blobs[space]
         n = min(views, len(blob["views"]))
         encoded, rendered = pca_to_rgb(blob["encoded"], blob["encoded"][:n], blob["rendered"][:n])
         for i in range(views):
