@@ -1,7 +1,10 @@
 """Decoder cost on this machine: which CPU settings make ``Autoencoder.decode`` faster.
 
 Run: ``.venv/bin/python benchmarks/bench_decoder.py [--resolutions 64,128] [--archs f4,f8]
-[--threads 1,2] [--repeats 7] [--csv out.csv]``
+[--threads 1,2] [--repeats 7] [--out results/benchmarks/decoder]``
+
+Writes ``decoder.csv`` (one row per cell and variant) and ``decoder.md`` (the printed table, which
+``make readme`` puts in the README's speed section) to ``--out``.
 
 For each AE architecture (``f4``: params.yaml's ``autoencoder.architecture``; ``f8``: the paper's
 f8 / 16-channel AE, block widths 128-256-512-512, 2 layers per block), image resolution and
@@ -23,7 +26,8 @@ Timing: the variants run interleaved (round r runs every variant once, in an ord
 with r), and each cell is the median over rounds, so a load change on a shared machine hits all
 variants alike. ``max_abs_diff`` is the largest difference from the ``no_grad`` images (a variant
 that changes the decoded pixels beyond float rounding would change the fits' test metrics).
-The table states the thread count and machine; numbers taken on a busy machine are indicative.
+The table states the thread count, machine and load average; numbers taken on a busy machine are
+indicative.
 """
 
 from __future__ import annotations
@@ -31,7 +35,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import csv
 import os
 import platform
 import statistics
@@ -46,8 +49,11 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import pandas as pd  # noqa: E402
+
 from igae.autoencoder.model import AEArchitecture, Autoencoder  # noqa: E402
 from igae.config import load_params  # noqa: E402
+from igae.io import write_text_atomic  # noqa: E402
 
 PAPER_F8 = AEArchitecture(block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=16,
                           norm_num_groups=32)
@@ -153,39 +159,54 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds per cell (median)")
     parser.add_argument("--csv", default=None, help="also write the rows to this CSV")
+    parser.add_argument("--out", default=str(REPO / "results" / "benchmarks" / "decoder"),
+                        help="folder for decoder.csv and decoder.md (the table `make readme` puts in the README)")
     args = parser.parse_args(argv)
     archs = architectures(Path(args.params), args.preset)
     variants = args.variants.split(",")
     unknown = sorted(set(variants) - set(VARIANTS)) + sorted(set(args.archs.split(",")) - set(archs))
     if unknown:
         parser.error(f"unknown variant/arch {unknown}; known: {VARIANTS}, {sorted(archs)}")
-    print(f"decoder ms/frame (median of {args.repeats} interleaved rounds), random-init weights, {machine()}; "
-          f"measured on this machine as it was loaded at the time: indicative")
-    header = f"{'arch':>4} {'res':>4} {'thr':>3} " + " ".join(f"{v:>14}" for v in variants)
-    print(header)
-    rows = []
+    load_start = os.getloadavg()[0]
+    title = (f"Decoder ms/frame (median of {args.repeats} interleaved rounds), random-init weights, {machine()}, "
+             f"{time.strftime('%Y-%m-%d %H:%M')}")
+    print(title, flush=True)
+    header = ["arch", "res", "threads", *variants, "GFLOP/frame", "GFLOP/s (no_grad / batch8)"]
+    print(" ".join(f"{h:>14}" for h in header), flush=True)
+    rows, table = [], []
     for arch_name in args.archs.split(","):
         ae = Autoencoder.from_architecture(archs[arch_name], seed=0)
         for threads in (int(t) for t in args.threads.split(",")):
             torch.set_num_threads(threads)
             for res in (int(r) for r in args.resolutions.split(",")):
                 cell = bench_cell(ae, res, variants, args.repeats)
-                line = f"{arch_name:>4} {res:>4} {threads:>3} " + " ".join(
-                    f"{cell[v]['ms_per_frame']:>14.1f}" if v in cell else f"{'-':>14}" for v in variants)
-                print(line + f"   {cell['no_grad']['gflop_per_frame']:.2f} GFLOP/frame: "
-                      + ", ".join(f"{v} {cell[v]['gflop_per_s']:.0f}" for v in ("no_grad", "batch8") if v in cell)
-                      + " GFLOP/s", flush=True)
+                any_cell = next(iter(cell.values()))
+                line = [arch_name, f"{res}x{res}", str(threads),
+                        *(f"{cell[v]['ms_per_frame']:.1f}" if v in cell else "-" for v in variants),
+                        f"{any_cell['gflop_per_frame']:.2f}",
+                        " / ".join(f"{cell[v]['gflop_per_s']:.0f}" if v in cell else "-" for v in ("no_grad", "batch8"))]
+                table.append(line)
+                print(" ".join(f"{c:>14}" for c in line), flush=True)
                 for v, m in cell.items():
                     rows.append({"arch": arch_name, "resolution": res, "threads": threads, "variant": v, **m})
-    if rows:
-        print("max |difference| from no_grad: " + ", ".join(
-            f"{v} {max(r['max_abs_diff'] for r in rows if r['variant'] == v):.2e}" for v in variants
-            if any(r["variant"] == v for r in rows)))
-    if args.csv:
-        with open(args.csv, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+    if not rows:
+        return 1
+    diffs = "Max |difference| from no_grad's images: " + ", ".join(
+        f"{v} {max(r['max_abs_diff'] for r in rows if r['variant'] == v):.1e}" for v in variants
+        if any(r["variant"] == v for r in rows)) + "."
+    load = f"Load average {load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end" + (
+        " (more runnable processes than CPUs: other work shared the machine, so the times are indicative)."
+        if max(load_start, os.getloadavg()[0]) > (os.cpu_count() or 1) else ".")
+    print(diffs)
+    print(load)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    md = [title + ".", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+          *("| " + " | ".join(line) + " |" for line in table), "", diffs, load]
+    write_text_atomic(out / "decoder.md", "\n".join(md) + "\n")
+    frame = pd.DataFrame(rows)
+    for path in [out / "decoder.csv", *([Path(args.csv)] if args.csv else [])]:
+        write_text_atomic(path, frame.to_csv(index=False, float_format="%.6g"))
     return 0
 
 
