@@ -216,6 +216,11 @@ def test_fit_nerf_on_a_blender_rgba_scene_in_latent_space(tmp_path: Path) -> Non
     assert m["render_seconds_per_frame"]["decode"] > 0 and m["render_seconds_per_frame"]["field"] > 0
     assert m["memory"]["cpu_peak_rss_mb"] > 0 and m["seed"] == 0 and m["provenance"]["versions"]["torch"]
     assert len(m["psnr_vs_time"]) == 2
+    over = m["overhead_seconds"]  # the fit's time outside training, part by part
+    parts = ("setup", "curve_evaluations", "load_perceptual", "test_evaluation", "render_timing", "turntable")
+    assert set(over) == {*parts, "total", "fraction_of_training"} and all(over[k] > 0 for k in parts)
+    assert over["total"] == pytest.approx(sum(over[k] for k in parts))
+    assert over["fraction_of_training"] == pytest.approx(over["total"] / m["train_seconds"]["total"])
     latents = torch.load(out / "latents.pt")
     assert latents["rendered"].shape == latents["encoded"].shape == (2, 4, 8, 8)
     for name in ("per_view.csv", "curve.csv", "losses.csv", "turntable.gif", "field.pt", "decoder.pt",

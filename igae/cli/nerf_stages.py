@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -69,6 +70,7 @@ def fit_one(args: argparse.Namespace, params, scene_dir: Path, out: Path, work: 
                                     save_test_renders, time_rendering)
     from igae.nerf.fit import build_method_field, build_sampler, fit_scene
     from igae.nerf.memory import check_fit_memory
+    from igae.nerf.overhead import Laps
     from igae.train.distributed import resolve_device
 
     cfg = params.nerf
@@ -77,6 +79,8 @@ def fit_one(args: argparse.Namespace, params, scene_dir: Path, out: Path, work: 
                          f"(known: {sorted(cfg.method_params)})")
     method_cfg = cfg.method_params[args.method]
     device = resolve_device(params.training.device)
+    laps = Laps(device)  # the fit's time outside training, part by part (metrics.json: overhead_seconds)
+    setup_started = time.perf_counter()
     scene = read_scene(scene_dir, splits_required=("train", "test"))
     aabb_half, aabb_source = scene_aabb_half(scene, args.aabb)
     if args.autoencoder == "rgb":
@@ -91,18 +95,25 @@ def fit_one(args: argparse.Namespace, params, scene_dir: Path, out: Path, work: 
     field = build_method_field(args.method, data, method_cfg, aabb_half, seed).to(device)
     sampler = build_sampler(cfg, field, device)
     memory_estimate = check_fit_memory(field, sampler, data, cfg)  # fails early, naming the param to lower
+    laps.add("setup", time.perf_counter() - setup_started)
     _log(f"fit {args.method} in {space} space: {scene.root.name}, {len(data.train_c2w)} train / "
          f"{len(data.test_c2w)} test views, render {data.width}x{data.height}, box half {aabb_half:g} "
          f"({aabb_source}), {device}, {threads} thread(s)")
     result = fit_scene(field, sampler, data, cfg, method_cfg, seed, work, params.training.nan_policy,
                        progress=not args.quiet)
 
+    laps.add("curve_evaluations", result.eval_seconds)
     chunk = cfg.eval.chunk or None
-    perceptual = load_perceptual(params.autoencoder.perceptual, device=device)
-    evaluation = evaluate_test_views(field, data, sampler, perceptual, chunk)
-    timing = time_rendering(field, data, sampler, cfg.eval.timing_frames, chunk)
-    turntable = (render_turntable(field, data, sampler, cfg.eval.turntable_frames, cfg.eval.turntable_elevation_deg, chunk)
-                 if cfg.eval.turntable_frames else None)
+    with laps("load_perceptual"):
+        perceptual = load_perceptual(params.autoencoder.perceptual, device=device)
+    with laps("test_evaluation"):
+        evaluation = evaluate_test_views(field, data, sampler, perceptual, chunk)
+    with laps("render_timing"):
+        timing = time_rendering(field, data, sampler, cfg.eval.timing_frames, chunk)
+    with laps("turntable"):
+        turntable = (render_turntable(field, data, sampler, cfg.eval.turntable_frames,
+                                      cfg.eval.turntable_elevation_deg, chunk) if cfg.eval.turntable_frames else None)
+    train_total = sum(result.stage_seconds.values())
     test = scene.subset("test")
     view_names = [Path(p).stem for p in test.file_paths]
     summary = summarize(evaluation.per_view)
@@ -113,7 +124,10 @@ def fit_one(args: argparse.Namespace, params, scene_dir: Path, out: Path, work: 
         "perceptual_backend": perceptual.backend, "evaluated_on": "test split of the scene (never trained on)",
         "test_views": view_names, "train_views": len(data.train_c2w),
         "image_size": [scene.width, scene.height], "render_size": [data.width, data.height], "crop": data.crop,
-        "train_seconds": {**result.stage_seconds, "total": sum(result.stage_seconds.values())},
+        "train_seconds": {**result.stage_seconds, "total": train_total},
+        # Outside training: setup (scene, space, field), the curve's evaluations, the final evaluation,
+        # render timing and turntable; writing the outputs below comes after this record (see the log).
+        "overhead_seconds": laps.record(train_total),
         "steps": result.steps, "skipped_steps": result.skipped_steps, "resumed_from": result.resumed_from,
         "render_seconds_per_frame": timing,
         "memory": {**peak_memory_mb(device), "estimated_step_mb": {k: v / 2**20 for k, v in memory_estimate.items()
@@ -125,7 +139,7 @@ def fit_one(args: argparse.Namespace, params, scene_dir: Path, out: Path, work: 
                    "method": method_cfg.model_dump()},
         "provenance": provenance(seed, device=str(device)),
     }
-    with atomic_dir(out) as tmp:
+    with laps("write_outputs"), atomic_dir(out) as tmp:
         write_json_atomic(tmp / "metrics.json", metrics)
         write_per_image_csv(tmp / "per_view.csv", [
             {"view": name, **{k: float(v[i]) for k, v in evaluation.per_view.items()}} for i, name in enumerate(view_names)])
@@ -151,7 +165,9 @@ def fit_one(args: argparse.Namespace, params, scene_dir: Path, out: Path, work: 
     m = metrics["metrics"]
     _log(f"{scene.root.name} {args.method}/{space}: test PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}, "
          f"{perceptual.backend} {m.get('perceptual', float('nan')):.4f}; train {metrics['train_seconds']['total']:.1f} s; "
-         f"render {timing['total'] * 1e3:.1f} ms/frame (field {timing['field'] * 1e3:.1f}, decode {timing['decode'] * 1e3:.1f})")
+         f"render {timing['total'] * 1e3:.1f} ms/frame (field {timing['field'] * 1e3:.1f}, decode {timing['decode'] * 1e3:.1f}); "
+         f"outside training {laps.record(train_total)['total']:.1f} s ("
+         + ", ".join(f"{k} {v:.1f}" for k, v in laps.seconds.items()) + ")")
 
 
 def cmd_summarize_nerf(args: argparse.Namespace) -> None:

@@ -53,6 +53,7 @@ class FitResult:
 
     Attributes:
         stage_seconds: wall time of each training phase, evaluations excluded.
+        eval_seconds: wall time of the curve's test-view evaluations (paused from the training clock).
         curve: rows ``{"step", "train_seconds", "psnr"}``: mean test-view PSNR during training.
         steps: steps per phase; skipped_steps / resumed_from: from the training loop.
         history: per-step loss rows.
@@ -64,6 +65,7 @@ class FitResult:
     skipped_steps: int
     resumed_from: int | None
     history: list[dict[str, Any]] = dc_field(default_factory=list)
+    eval_seconds: float = 0.0
 
 
 def build_method_field(method: str, data: FitData, cfg: NerfMethodParams, aabb_half: float, seed: int) -> Field:
@@ -263,4 +265,5 @@ def fit_scene(
     curve.append({"step": total, "train_seconds": train_seconds,
                   "psnr": clock.pause(lambda: mean_test_psnr(field, data, sampler, chunk))})
     return FitResult(stage_seconds=stage_seconds, curve=curve, steps={p.name: p.steps for p in phases},
-                     skipped_steps=result.skipped_steps, resumed_from=result.resumed_from, history=result.history)
+                     skipped_steps=result.skipped_steps, resumed_from=result.resumed_from, history=result.history,
+                     eval_seconds=clock.paused)

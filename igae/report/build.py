@@ -45,7 +45,8 @@ def build_tables(fits: pd.DataFrame, inp: ReportInputs) -> dict[str, pd.DataFram
                                  f"Novel-view synthesis on held-out scenes (test views), mean ± std over scenes. "
                                  f"Perceptual metric: {label}."),
         "novel_view_synthesis_per_scene": (tabs.per_scene_table(fits), "Test PSNR (dB) of every fit."),
-        "speed": (tabs.speed_table(fits), "Training time (evaluation excluded) and rendering time per test frame "
+        "speed": (tabs.speed_table(fits), "Training time (evaluation excluded), time outside training (setup, the curve's and the final "
+                                          "evaluation, render timing, turntable) and rendering time per test frame "
                                           f"after a warm-up, means over scenes; device: {', '.join(sorted(set(fits['device'].astype(str))))}."),
         "autoencoding": (tabs.autoencoding_table(inp.ae_eval), "Autoencoder reconstruction on held-out real photos and "
                                                                "held-out scene views, mean ± std."),
