@@ -16,7 +16,9 @@ on the weights) under these variants, all computing the same images:
 - ``channels_last``: weights and latents in ``torch.channels_last`` memory format;
 - ``fused_qkv``: diffusers' ``fuse_qkv_projections`` (one matmul for the attention's q, k, v);
 - ``compile``: ``torch.compile`` (inductor, CPU) of the decoder, after its warm-up compile;
-- ``batch8``: 8 frames per decoder call (ms per frame = call time / 8), ``no_grad``, NCHW.
+- ``batch8``: 8 frames per decoder call (ms per frame = call time / 8), ``no_grad``, NCHW;
+- ``bf16``: ``torch.autocast("cpu", torch.bfloat16)`` (for information: it changes the decoded
+  pixels far beyond float rounding, see ``max_abs_diff``, so fits do not use it).
 
 Each line ends with the decode's floating-point work per frame (``FlopCounterMode``) and the
 rate reached at batch 1 and batch 8: batching can only save what the batch-1 call loses to
@@ -42,7 +44,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
@@ -59,7 +61,7 @@ PAPER_F8 = AEArchitecture(block_out_channels=(128, 256, 512, 512), layers_per_bl
                           norm_num_groups=32)
 """The paper's f8 / 16-channel AE shape (``ostris/vae-kl-f8-d16``-like; SD-VAE widths)."""
 
-VARIANTS = ("no_grad", "inference_mode", "channels_last", "fused_qkv", "compile", "batch8")
+VARIANTS = ("no_grad", "inference_mode", "channels_last", "fused_qkv", "compile", "batch8", "bf16")
 
 
 def architectures(params_path: Path, preset: str | None) -> dict[str, AEArchitecture]:
@@ -81,6 +83,12 @@ def machine() -> str:
     return f"{name}, {os.cpu_count()} logical CPUs, torch {torch.__version__}"
 
 
+@contextlib.contextmanager
+def _bf16() -> Iterator[None]:
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        yield
+
+
 def _variant(name: str, ae: Autoencoder, c: int, h: int, w: int) -> tuple[Callable[[], torch.Tensor], int]:
     """A zero-argument decode call for ``name`` and the frames it decodes per call."""
     frames = 8 if name == "batch8" else 1
@@ -98,13 +106,15 @@ def _variant(name: str, ae: Autoencoder, c: int, h: int, w: int) -> tuple[Callab
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model.vae.fuse_qkv_projections()
+    elif name == "bf16":
+        ctx = _bf16
     elif name == "compile":
         model = copy.deepcopy(ae)
         model.vae.decoder = torch.compile(model.vae.decoder)
 
     def call() -> torch.Tensor:
         with ctx():
-            return model.decode(z)
+            return model.decode(z).float()
 
     return call, frames
 
