@@ -107,7 +107,7 @@ def fit_one(args: argparse.Namespace, params, scene_dir: Path, out: Path, work: 
     with laps("load_perceptual"):
         perceptual = load_perceptual(params.autoencoder.perceptual, device=device)
     with laps("test_evaluation"):
-        evaluation = evaluate_test_views(field, data, sampler, perceptual, chunk)
+        evaluation = evaluate_test_views(field, data, sampler, perceptual, chunk, result.final_test_render)
     with laps("render_timing"):
         timing = time_rendering(field, data, sampler, cfg.eval.timing_frames, chunk)
     with laps("turntable"):

@@ -50,12 +50,18 @@ class TestEvaluation:
 
 @torch.no_grad()
 def evaluate_test_views(field: Field, data: FitData, sampler: Sampler, perceptual: PerceptualMetric | None,
-                        chunk: int | None = None) -> TestEvaluation:
-    """PSNR / SSIM / perceptual distance of every test view's render against its ground truth."""
+                        chunk: int | None = None, rendered: Tensor | None = None) -> TestEvaluation:
+    """PSNR / SSIM / perceptual distance of every test view's render against its ground truth.
+
+    ``rendered``: the field's ``(M, C, h, w)`` test renders when they exist already (a fit's
+    ``FitResult.final_test_render``: the same field, sampler and views in eval mode, so the same
+    values); otherwise the views are rendered here.
+    """
     field.eval()
     if data.ae is not None:
         data.ae.eval()
-    rendered = render_test_views(field, data, sampler, chunk)
+    if rendered is None:
+        rendered = render_test_views(field, data, sampler, chunk)
     rgb = data.to_rgb_batched(rendered).clamp(0.0, 1.0)
     per_view = {k: v.cpu() for k, v in image_metrics(rgb, data.test_images, perceptual).items()}
     if data.ae is None:
