@@ -4,7 +4,7 @@
   pipeline figures (copied into docs/), from a finished pipeline run;
 - `<!-- scaling:start -->` / `<!-- scaling:end -->`: the scaling benchmark's summary
   (results/benchmarks/scaling/full/, else quick/: scaling.md, scaling.png copied to
-  docs/scaling.png) and the decoder profile (results/benchmarks/decoder/decoder.md), when present.
+  docs/scaling.png) and the decoder profiles (results/benchmarks/decoder*/decoder.md), when present.
 
 Each block is updated when its sources exist; nothing typed by hand goes in.
 """
@@ -51,9 +51,9 @@ def scaling_block(repo: Path) -> str | None:
     shutil.copyfile(folder / "scaling.png", repo / "docs" / "scaling.png")
     parts = [f"From `{folder.relative_to(repo).as_posix()}/` ({folder.name} grid):", (folder / "scaling.md").read_text(),
              "![scaling.png](docs/scaling.png)"]
-    decoder = bench / "decoder" / "decoder.md"
-    if decoder.is_file():
-        parts += ["Decoder profile (`benchmarks/bench_decoder.py`):", decoder.read_text()]
+    for decoder in sorted(bench.glob("decoder*/decoder.md")):  # e.g. decoder/ and decoder_f8/ (one run per --out)
+        parts += [f"Decoder profile (`benchmarks/bench_decoder.py`, `{decoder.parent.relative_to(repo).as_posix()}/`):",
+                  decoder.read_text()]
     return "\n\n".join(p.strip() for p in parts)
 
 
