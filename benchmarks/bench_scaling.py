@@ -10,8 +10,9 @@ f8 / 16-channel AE, block widths 128-256-512-512, 2 layers per block):
 - **render**: per-frame time of the field (:func:`igae.fields.volume_renderer.render_views`, the
   function the fits use, ``H/f x W/f`` rays) and of the decode (one frame per call, and 8 frames
   per call, per frame; timed once per AE and resolution, since it does not depend on the
-  method); the field's cost per ray, timed on a 64x64 frame (4096 rays) in every space, so a
-  latent field (``C`` outputs) and the RGB field (3) are compared at the same ray count;
+  method); the field's cost per ray, timed on one 64x64 frame (4096 rays) with the field of
+  every space (3, 4 or 16 outputs), interleaved, so latent and RGB fields are compared at the
+  same rays and load;
 - **training step**: an RGB step of ``H x W`` random rays vs a latent stage-1 step of
   ``H/f x W/f`` rays (equal image area, as in params.yaml), and the stage-2 step (render one
   whole latent view, decode, RGB + latent MSE, backward, Adam on the field and the decoder);
@@ -229,13 +230,9 @@ def measure_cell(method: str, space: str, ae: Autoencoder | None, res: int, cfg:
     channels = 3 if ae is None else ae.latent_channels
     r = res // f
     mcfg = cfg.method_params[method]
-    field = build_field(method, channels, aabb_half, "sigmoid" if ae is None else "tanh", seed=0,
-                        **mcfg.hyper).to(device)
-    sampler = OccupancySampler(field.aabb.detach().to(device), resolution=cfg.occupancy.resolution,
-                               samples_per_ray=cfg.samples_per_ray, device=device)
-    occ = object_occupancy(sampler, occupancy)
+    field, sampler, bg = field_setup(method, channels, cfg, aabb_half, occupancy, device)
+    occ = sampler.grid.occupancy_fraction()
     k = scale_intrinsics(cams.intrinsics(res, device), float(f))
-    bg = torch.zeros(channels, device=device) if ae is not None else torch.ones(3, device=device)
     row: dict[str, Any] = {"method": method, "space": space, "downsampling": f, "channels": channels,
                            "image_res": res, "render_res": r, "rays_per_frame": r * r, "occupied_fraction": occ,
                            "device": str(device), "threads": torch.get_num_threads()}
@@ -252,12 +249,6 @@ def measure_cell(method: str, space: str, ae: Autoencoder | None, res: int, cfg:
 
     with torch.no_grad(), peak_memory(device, mem, "render"):
         row["field_ms"] = 1e3 * timed(render, frames, device)
-        # The field's cost per ray at one ray count for every space (a 64x64 frame's 4096 rays):
-        # per-frame costs at H/f x W/f rays mix in per-call overhead that small frames do not amortise.
-        k64 = cams.intrinsics(PER_RAY_SIDE, device)
-        row["field_us_per_ray"] = 1e3 * timed(
-            lambda: render_views(field, cams.orbit[:1], k64, PER_RAY_SIDE, PER_RAY_SIDE, sampler, bg), frames,
-            device) / PER_RAY_SIDE**2
         if ae is not None and (space, res) not in decode_cache:
             z1 = render()
             z8 = torch.cat([render() for _ in range(DECODE_BATCH)])
@@ -315,6 +306,44 @@ def measure_cell(method: str, space: str, ae: Autoencoder | None, res: int, cfg:
     return row
 
 
+def field_setup(method: str, channels: int, cfg: NerfParams, aabb_half: float, occupancy: float,
+                device: torch.device) -> tuple[Any, OccupancySampler, torch.Tensor]:
+    """The method's field with ``channels`` outputs (RGB: 3, sigmoid; latent: tanh), an occupancy
+    sampler over its box filled by :func:`object_occupancy`, and the background (white / zero latent)."""
+    field = build_field(method, channels, aabb_half, "sigmoid" if channels == 3 else "tanh", seed=0,
+                        **cfg.method_params[method].hyper).to(device)
+    sampler = OccupancySampler(field.aabb.detach().to(device), resolution=cfg.occupancy.resolution,
+                               samples_per_ray=cfg.samples_per_ray, device=device)
+    object_occupancy(sampler, occupancy)
+    bg = torch.ones(3, device=device) if channels == 3 else torch.zeros(channels, device=device)
+    return field, sampler, bg
+
+
+def per_ray_costs(method: str, channels: dict[str, int], cfg: NerfParams, cams: Cameras, aabb_half: float,
+                  occupancy: float, rounds: int, device: torch.device) -> dict[str, float]:
+    """Microseconds per ray of ``method``'s field with each space's channel count, on one frame of
+    ``PER_RAY_SIDE**2`` rays in every space (same rays, same grid), timed interleaved: round ``i``
+    renders with every field once, in an order rotated by ``i``; medians over rounds."""
+    setups = {space: field_setup(method, c, cfg, aabb_half, occupancy, device) for space, c in channels.items()}
+    k = cams.intrinsics(PER_RAY_SIDE, device)
+    calls = {space: (lambda f=f, s=s, b=b: render_views(f.eval(), cams.orbit[:1], k, PER_RAY_SIDE, PER_RAY_SIDE, s, b))
+             for space, (f, s, b) in setups.items()}
+    names = list(calls)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    with torch.no_grad():
+        for n in names:
+            calls[n]()  # warm-up
+        for i in range(rounds):
+            for j in range(len(names)):
+                n = names[(i + j) % len(names)]
+                _sync(device)
+                t0 = time.perf_counter()
+                calls[n]()
+                _sync(device)
+                times[n].append(time.perf_counter() - t0)
+    return {n: 1e6 * statistics.median(t) / PER_RAY_SIDE**2 for n, t in times.items()}
+
+
 def fresh_ae(arch: AEArchitecture, device: torch.device) -> Autoencoder:
     return Autoencoder.from_architecture(arch, seed=0).to(device).eval()
 
@@ -344,6 +373,11 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
           f"median of {args.frames} frames / {args.steps} steps; indicative on a busy machine", flush=True)
     rows: list[dict[str, Any]] = []
     decode_cache: dict[tuple[str, int], dict[str, float]] = {}
+    channels = {s: 3 if s == "rgb" else archs[s].latent_channels for s in spaces}
+    per_ray = {m: per_ray_costs(m, channels, cfg, cams, aabb_half, args.occupancy, args.frames, device) for m in methods}
+    for m, costs in per_ray.items():
+        print(f"{m:>9} field µs/ray ({PER_RAY_SIDE ** 2} rays, interleaved): "
+              + ", ".join(f"{s} ({channels[s]} outputs) {v:.1f}" for s, v in costs.items()), flush=True)
     for space in spaces:
         ae = None if space == "rgb" else fresh_ae(archs[space], device)
         for res in resolutions:
@@ -352,6 +386,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
             for method in methods:
                 row = measure_cell(method, space, ae, res, cfg, cams, aabb_half, args.occupancy, args.frames,
                                    args.steps, device, decode_cache)
+                row["field_us_per_ray"] = per_ray[method][space]
                 rows.append(row)
                 print(f"{method:>9} {space:>4} {res:>4}: field {row['field_ms']:8.1f} ms + decode {row['decode_ms']:8.1f} "
                       f"(batch8 {row['decode_ms_batch8']:8.1f}) ms/frame; step {row['train_step_ms']:8.1f} ms "
