@@ -24,9 +24,12 @@ and the occupancy grid is not learned but made from a real object: a procedural 
 project's asset source is voxelised into the fit's grid (``nerf.occupancy.resolution``) and
 grown around its surface until the occupied fraction is ``--occupancy`` (default 0.27: the
 median over the default run's RGB fits, whose grids held 0.03 to 0.65). The fraction is printed
-and written. On CPU the renderer evaluates ``nerf.samples_per_ray``
-samples on every ray (rays through free space get zero-length intervals), so the occupied
-fraction moves only where those samples fall, not their number. Grid updates (every
+and written. On every device the renderer evaluates ``nerf.samples_per_ray``
+samples on every ray (rays through free space get zero-length intervals; on CUDA too, where
+nerfacc's packed samples are laid out as a fixed (R, S) table), so the occupied
+fraction moves only where those samples fall, not their number; ``empty_ray_fraction`` (rays of
+a frame that cross no occupied cell, rendered as background with zero weights) shows how much
+a renderer that skipped such rays would save. Grid updates (every
 ``nerf.occupancy.update_every`` steps in a fit) are left out of the step times.
 
 Peak memory: CUDA: ``torch.cuda.max_memory_allocated`` minus the allocation before the cell
@@ -73,7 +76,7 @@ from igae.fields.occupancy import OccupancySampler  # noqa: E402
 from igae.fields.registry import METHODS, build_field  # noqa: E402
 from igae.fields.sampling import RayBundle  # noqa: E402
 from igae.fields.volume_renderer import render_bundle, render_views  # noqa: E402
-from igae.geometry import focal_from_fov, rays_at_pixels, scale_intrinsics  # noqa: E402
+from igae.geometry import focal_from_fov, pixel_rays, rays_at_pixels, scale_intrinsics  # noqa: E402
 from igae.io import write_json_atomic, write_text_atomic  # noqa: E402
 from igae.render.cameras import orbit_camera_positions, sample_cameras  # noqa: E402
 from igae.geometry import look_at  # noqa: E402
@@ -93,7 +96,7 @@ PER_RAY_SIDE = 64
 COLUMNS = ["method", "space", "downsampling", "channels", "image_res", "render_res", "rays_per_frame",
            "field_ms", "decode_ms", "decode_ms_batch8", "total_ms", "total_ms_batch8", "speedup_vs_rgb",
            "speedup_vs_rgb_batch8", "field_us_per_ray", "train_rays_per_step", "train_step_ms", "stage2_step_ms",
-           "render_peak_mb", "train_peak_mb", "occupied_fraction", "device", "threads"]
+           "render_peak_mb", "train_peak_mb", "occupied_fraction", "empty_ray_fraction", "device", "threads"]
 
 
 # ------------------------------------------------------------------------------ run conditions
@@ -250,6 +253,9 @@ def measure_cell(method: str, space: str, ae: Autoencoder | None, res: int, cfg:
 
     with torch.no_grad(), peak_memory(device, mem, "render"):
         row["field_ms"] = 1e3 * timed(render, frames, device)
+        origins, dirs = pixel_rays(cams.orbit[:1], k, r, r)
+        t0, t1 = sampler(RayBundle(origins.reshape(-1, 3), dirs.reshape(-1, 3)), field, False)
+        row["empty_ray_fraction"] = float(((t1 - t0).sum(dim=-1) <= 0).float().mean())
         if ae is not None and (space, res) not in decode_cache:
             z1 = render()
             z8 = torch.cat([render() for _ in range(DECODE_BATCH)])

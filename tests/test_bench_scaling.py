@@ -52,6 +52,7 @@ def test_quick_mode_writes_csv_figure_and_summary(quick_run):
     assert (table["train_rays_per_step"] == table["rays_per_frame"]).all()
     assert set(table.loc[table["space"] == "f8", "downsampling"]) == {8}
     assert abs(table["occupied_fraction"].iloc[0] - 0.3) < 0.01
+    assert ((table["empty_ray_fraction"] >= 0) & (table["empty_ray_fraction"] <= 1)).all()
     assert set(table["device"]) == {"cpu"} and (table["threads"] >= 1).all()
     meta = json.loads((out / "scaling.json").read_text())
     assert meta["device"] == "cpu" and meta["quick"] and meta["summary"]
