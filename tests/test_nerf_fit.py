@@ -254,6 +254,11 @@ def test_fit_nerf_on_a_blender_rgba_scene_in_latent_space(tmp_path: Path) -> Non
     assert m["render_seconds_per_frame"]["decode"] > 0 and m["render_seconds_per_frame"]["field"] > 0
     assert m["memory"]["cpu_peak_rss_mb"] > 0 and m["seed"] == 0 and m["provenance"]["versions"]["torch"]
     assert len(m["psnr_vs_time"]) == 2
+    over = m["overhead_seconds"]  # the fit's time outside training, part by part
+    parts = ("setup", "curve_evaluations", "load_perceptual", "test_evaluation", "render_timing", "turntable")
+    assert set(over) == {*parts, "total", "fraction_of_training"} and all(over[k] > 0 for k in parts)
+    assert over["total"] == pytest.approx(sum(over[k] for k in parts))
+    assert over["fraction_of_training"] == pytest.approx(over["total"] / m["train_seconds"]["total"])
     latents = torch.load(out / "latents.pt")
     assert latents["rendered"].shape == latents["encoded"].shape == (2, 4, 8, 8)
     for name in ("per_view.csv", "curve.csv", "losses.csv", "turntable.gif", "field.pt", "decoder.pt",
@@ -375,3 +380,29 @@ def test_test_view_evaluation_renders_in_chunks_and_chunking_does_not_change_the
     assert max(points_per_call) <= 50 * p.nerf.samples_per_ray
     for name, values in whole.per_view.items():
         assert torch.allclose(values, chunked.per_view[name], atol=1e-4), name
+
+
+def test_final_evaluation_reuses_the_last_curve_renders_with_identical_metrics(square_scene: Path, tmp_path: Path) -> None:
+    """The fit's last curve point renders the test views once; the test evaluation reuses those
+    renders (no second render pass) and gets exactly the metrics a fresh render pass gives."""
+    from igae.nerf.evaluate import evaluate_test_views
+
+    p = params()
+    data = prepare_rgb(read_scene(square_scene, splits_required=("train", "test")))
+    field = build_method_field("triplane", data, p.nerf.method_params["triplane"], 0.5, seed=0)
+    sampler = build_sampler(p.nerf, field, torch.device("cpu"))
+    result = fit_scene(field, sampler, data, p.nerf, p.nerf.method_params["triplane"], 0, tmp_path / "work")
+    assert result.final_test_render is not None
+    assert result.final_test_render.features.shape == (len(data.test_c2w), 3, data.height, data.width)
+    calls = []
+    real_forward = field.forward
+    field.forward = lambda *a, **k: calls.append(1) or real_forward(*a, **k)  # type: ignore[method-assign]
+    reused = evaluate_test_views(field, data, sampler, None, rendered=result.final_test_render)
+    assert not calls  # nothing rendered again
+    fresh = evaluate_test_views(field, data, sampler, None)
+    assert calls
+    assert torch.equal(reused.rgb, fresh.rgb)
+    for name, values in fresh.per_view.items():
+        assert torch.equal(values, reused.per_view[name]), name
+    assert result.curve[-1]["psnr"] == pytest.approx(float(fresh.per_view["psnr"].mean()), abs=1e-4)
+    assert result.eval_seconds > 0

@@ -93,3 +93,28 @@ def test_mixed_perceptual_backends_are_refused(fits: Path) -> None:
     table.loc[0, "perceptual_backend"] = "LPIPS (alex)"
     with pytest.raises(InputError, match="different perceptual backends"):
         novel_view_table(table)
+
+
+def test_overhead_column_is_read_and_nan_for_older_fits(fits: Path) -> None:
+    path = fits / "rgb" / "ngp" / "scene_000" / "metrics.json"
+    m = json.loads(path.read_text())
+    m["overhead_seconds"] = {"setup": 1.0, "test_evaluation": 2.5, "total": 3.5, "fraction_of_training": 0.35}
+    path.write_text(json.dumps(m))
+    table = collect_fits(fits).set_index(["space", "method", "scene"])
+    assert table.loc[("rgb", "ngp", "scene_000"), "overhead_s"] == 3.5
+    assert table.loc[("rgb", "ngp", "scene_001"), "overhead_s"] != table.loc[("rgb", "ngp", "scene_001"), "overhead_s"]
+    summary = summarize_fits(collect_fits(fits)).set_index(["space", "method"])
+    assert summary.loc[("rgb", "ngp"), "overhead_s"] == 3.5  # the mean skips fits that did not record it
+
+
+def test_laps_sum_parts_and_relate_them_to_training() -> None:
+    from igae.nerf.overhead import Laps
+
+    laps = Laps("cpu")
+    with laps("render"):
+        sum(range(10000))
+    laps.add("curve", 2.0)
+    laps.add("curve", 1.0)
+    rec = laps.record(train_seconds=10.0)
+    assert rec["curve"] == 3.0 and rec["render"] > 0
+    assert rec["total"] == pytest.approx(3.0 + rec["render"]) and rec["fraction_of_training"] == pytest.approx(rec["total"] / 10)

@@ -20,7 +20,7 @@ from igae.errors import InputError
 KEYS = ["space", "method", "scene"]
 STAGE_COLUMNS = {"latent": "train_stage1_s", "rgb_align": "train_stage2_s", "rgb": "train_rgb_s"}
 """Training phase of a fit -> its column (stage 1 / stage 2 of latent fits, the one RGB phase)."""
-METRIC_COLUMNS = ["psnr", "ssim", "perceptual", "train_s", *STAGE_COLUMNS.values(), "render_field_ms",
+METRIC_COLUMNS = ["psnr", "ssim", "perceptual", "train_s", *STAGE_COLUMNS.values(), "overhead_s", "render_field_ms",
                   "render_decode_ms", "render_ms", "peak_rss_mb", "gpu_peak_mb"]
 
 
@@ -34,6 +34,8 @@ def fit_row(metrics: dict[str, Any], source: Path) -> dict[str, Any]:
             "perceptual": metrics["metrics"].get("perceptual", float("nan")),
             "perceptual_backend": metrics.get("perceptual_backend"),
             "train_s": metrics["train_seconds"]["total"],
+            # time outside training (setup, evaluations, turntable); nan for fits written before it was recorded
+            "overhead_s": metrics.get("overhead_seconds", {}).get("total", float("nan")),
             **{col: metrics["train_seconds"].get(phase, float("nan")) for phase, col in STAGE_COLUMNS.items()},
             "render_field_ms": 1e3 * timing["field"], "render_decode_ms": 1e3 * timing["decode"],
             "render_ms": 1e3 * timing["total"], "peak_rss_mb": metrics["memory"]["cpu_peak_rss_mb"],

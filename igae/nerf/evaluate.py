@@ -28,7 +28,7 @@ from igae.geometry import look_at
 from igae.io import save_png_atomic, write_bytes_atomic
 from igae.nerf.data import FitData
 from igae.nerf.fit import render_test_views
-from igae.nerf.frames import render_frames
+from igae.nerf.frames import Frames, render_frames
 
 
 @dataclass
@@ -51,12 +51,17 @@ class TestEvaluation:
 
 @torch.no_grad()
 def evaluate_test_views(field: Field, data: FitData, sampler: Sampler, perceptual: PerceptualMetric | None,
-                        chunk: int | None = None) -> TestEvaluation:
-    """PSNR / SSIM / perceptual distance of every test view's render against its ground truth."""
+                        chunk: int | None = None, rendered: Frames | None = None) -> TestEvaluation:
+    """PSNR / SSIM / perceptual distance of every test view's render against its ground truth.
+
+    ``rendered``: the test views' frames when they exist already (a fit's
+    ``FitResult.final_test_render``: the same field, sampler and views in eval mode, so the same
+    values); otherwise the views are rendered here.
+    """
     field.eval()
     if data.ae is not None:
         data.ae.eval()
-    frames = render_test_views(field, data, sampler, chunk)
+    frames = rendered if rendered is not None else render_test_views(field, data, sampler, chunk)
     rendered, rgb = frames.features, frames.rgb
     per_view = {k: v.cpu() for k, v in image_metrics(rgb, data.test_images, perceptual).items()}
     if data.ae is None:

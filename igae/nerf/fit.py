@@ -63,7 +63,10 @@ class FitResult:
 
     Attributes:
         stage_seconds: wall time of each training phase, evaluations excluded.
+        eval_seconds: wall time of the curve's test-view evaluations (paused from the training clock).
         curve: rows ``{"step", "train_seconds", "psnr"}``: mean test-view PSNR during training.
+        final_test_render: the trained field's test-view :class:`~igae.nerf.frames.Frames` (eval mode),
+            from the curve's last point; :func:`igae.nerf.evaluate.evaluate_test_views` reuses them.
         steps: steps per phase; skipped_steps / resumed_from: from the training loop.
         history: per-step loss rows.
     """
@@ -74,6 +77,8 @@ class FitResult:
     skipped_steps: int
     resumed_from: int | None
     history: list[dict[str, Any]] = dc_field(default_factory=list)
+    eval_seconds: float = 0.0
+    final_test_render: Frames | None = None
 
 
 def build_method_field(method: str, data: FitData, cfg: NerfMethodParams, aabb_half: float, seed: int) -> Field:
@@ -111,10 +116,18 @@ def render_test_views(field: Field, data: FitData, sampler: Sampler, chunk: int 
 
 
 @torch.no_grad()
-def mean_test_psnr(field: Field, data: FitData, sampler: Sampler, chunk: int | None = None) -> float:
-    """Mean PSNR of the (decoded) test renders against the ground-truth test images."""
+def mean_test_psnr(field: Field, data: FitData, sampler: Sampler, chunk: int | None = None,
+                   keep: list[Frames] | None = None) -> float:
+    """Mean PSNR of the (decoded) test renders against the ground-truth test images.
+
+    ``keep``: when given, the test views' :class:`~igae.nerf.frames.Frames` are appended to it (the final
+    evaluation reuses the last curve point's renders instead of rendering the same views again).
+    """
     field.eval()
-    rgb = render_test_views(field, data, sampler, chunk).rgb
+    frames = render_test_views(field, data, sampler, chunk)
+    if keep is not None:
+        keep.append(frames)
+    rgb = frames.rgb
     field.train()
     return float(psnr(rgb, data.test_images).mean())
 
@@ -269,7 +282,9 @@ def fit_scene(
     train_seconds = clock.train_seconds()
     ends = [t for _, t in phase_starts[1:]] + [train_seconds]
     stage_seconds = {name: end - t0 for (name, t0), end in zip(phase_starts, ends)}
+    final: list[Tensor] = []
     curve.append({"step": total, "train_seconds": train_seconds,
-                  "psnr": clock.pause(lambda: mean_test_psnr(field, data, sampler, chunk))})
+                  "psnr": clock.pause(lambda: mean_test_psnr(field, data, sampler, chunk, keep=final))})
     return FitResult(stage_seconds=stage_seconds, curve=curve, steps={p.name: p.steps for p in phases},
-                     skipped_steps=result.skipped_steps, resumed_from=result.resumed_from, history=result.history)
+                     skipped_steps=result.skipped_steps, resumed_from=result.resumed_from, history=result.history,
+                     eval_seconds=clock.paused, final_test_render=final[0])

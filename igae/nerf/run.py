@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -107,6 +108,7 @@ def run_fit(job: FitJob, params: Params, threads: int, log: Callable[[str], None
                                     save_test_renders, time_rendering)
     from igae.nerf.fit import build_method_field, build_sampler, fit_scene
     from igae.nerf.memory import check_fit_memory
+    from igae.nerf.overhead import Laps
     from igae.train.distributed import resolve_device
     from igae.train.precision import configure_precision
 
@@ -119,6 +121,8 @@ def run_fit(job: FitJob, params: Params, threads: int, log: Callable[[str], None
     device = resolve_device(params.training.device, params.training.jobs_per_gpu)
     precision = configure_precision(params.training.precision, device)
     peak_reset = reset_peak_memory(device)  # this fit's peaks, not those of earlier fits in this process
+    laps = Laps(device)  # the fit's time outside training, part by part (metrics.json: overhead_seconds)
+    setup_started = time.perf_counter()
     scene = read_scene(job.scene_dir, splits_required=("train", "test"), downscale=job.downscale)
     scene, aabb_half, aabb_source, scene_transform = place_scene(scene, job)
     if job.autoencoder == "rgb":
@@ -135,18 +139,25 @@ def run_fit(job: FitJob, params: Params, threads: int, log: Callable[[str], None
     field = build_method_field(job.method, data, method_cfg, aabb_half, seed).to(device)
     sampler = build_sampler(cfg, field, device)
     memory_estimate = check_fit_memory(field, sampler, data, cfg)  # fails early, naming the param to lower
+    laps.add("setup", time.perf_counter() - setup_started)
     log(f"fit {job.method} in {space} space: {scene.root.name}, {len(data.train_c2w)} train / "
          f"{len(data.test_c2w)} test views, render {data.width}x{data.height}, box half {aabb_half:g} "
          f"({aabb_source}), {device}, {threads} thread(s)")
     result = fit_scene(field, sampler, data, cfg, method_cfg, seed, job.work, params.training.nan_policy,
                        progress=job.progress, precision=precision)
 
+    laps.add("curve_evaluations", result.eval_seconds)
     chunk = cfg.eval.chunk or None
-    perceptual = load_perceptual(params.autoencoder.perceptual, device=device)
-    evaluation = evaluate_test_views(field, data, sampler, perceptual, chunk)
-    timing = time_rendering(field, data, sampler, cfg.eval.timing_frames, chunk)
-    turntable = (render_turntable(field, data, sampler, cfg.eval.turntable_frames, cfg.eval.turntable_elevation_deg, chunk)
-                 if cfg.eval.turntable_frames else None)
+    with laps("load_perceptual"):
+        perceptual = load_perceptual(params.autoencoder.perceptual, device=device)
+    with laps("test_evaluation"):
+        evaluation = evaluate_test_views(field, data, sampler, perceptual, chunk, result.final_test_render)
+    with laps("render_timing"):
+        timing = time_rendering(field, data, sampler, cfg.eval.timing_frames, chunk)
+    with laps("turntable"):
+        turntable = (render_turntable(field, data, sampler, cfg.eval.turntable_frames,
+                                      cfg.eval.turntable_elevation_deg, chunk) if cfg.eval.turntable_frames else None)
+    train_total = sum(result.stage_seconds.values())
     test = scene.subset("test")
     view_names = [Path(p).stem for p in test.file_paths]
     summary = summarize(evaluation.per_view)
@@ -158,7 +169,10 @@ def run_fit(job: FitJob, params: Params, threads: int, log: Callable[[str], None
         "perceptual_backend": perceptual.backend, "evaluated_on": "test split of the scene (never trained on)",
         "test_views": view_names, "train_views": len(data.train_c2w),
         "image_size": [scene.width, scene.height], "render_size": [data.width, data.height], "crop": data.crop,
-        "train_seconds": {**result.stage_seconds, "total": sum(result.stage_seconds.values())},
+        "train_seconds": {**result.stage_seconds, "total": train_total},
+        # Outside training: setup (scene, space, field), the curve's evaluations, the final evaluation,
+        # render timing and turntable; writing the outputs comes after this record (see the log).
+        "overhead_seconds": laps.record(train_total),
         "steps": result.steps, "skipped_steps": result.skipped_steps, "resumed_from": result.resumed_from,
         "render_seconds_per_frame": timing,
         "memory": {**peak_memory_mb(device, since_reset=peak_reset), "estimated_step_mb": {k: v / 2**20 for k, v in memory_estimate.items()
@@ -182,14 +196,17 @@ def run_fit(job: FitJob, params: Params, threads: int, log: Callable[[str], None
                 for i, name in enumerate(view_names)]
     latents = ({"views": view_names, "rendered": evaluation.latent, "encoded": evaluation.encoded}
                if evaluation.latent is not None else None)
-    write_fit(job.out, metrics, spec, field, sampler, data.ae, ae_dir, per_view, result.curve,
-              lambda folder: save_test_renders(folder, evaluation, data, view_names), turntable, latents,
-              Path(job.work) / "losses.csv")
+    with laps("write_outputs"):
+        write_fit(job.out, metrics, spec, field, sampler, data.ae, ae_dir, per_view, result.curve,
+                  lambda folder: save_test_renders(folder, evaluation, data, view_names), turntable, latents,
+                  Path(job.work) / "losses.csv")
     # Checkpoints only serve to resume an interrupted fit; the finished fit is all in `out`
     # (and a latent fit's checkpoints hold a whole AE copy with its Adam state).
     shutil.rmtree(job.work, ignore_errors=True)
     m = metrics["metrics"]
     log(f"{scene.root.name} {job.method}/{space}: test PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}, "
          f"{perceptual.backend} {m.get('perceptual', float('nan')):.4f}; train {metrics['train_seconds']['total']:.1f} s; "
-         f"render {timing['total'] * 1e3:.1f} ms/frame (field {timing['field'] * 1e3:.1f}, decode {timing['decode'] * 1e3:.1f})")
+         f"render {timing['total'] * 1e3:.1f} ms/frame (field {timing['field'] * 1e3:.1f}, decode {timing['decode'] * 1e3:.1f}); "
+         f"outside training {laps.record(train_total)['total']:.1f} s ("
+         + ", ".join(f"{k} {v:.1f}" for k, v in laps.seconds.items()) + ")")
     return metrics

@@ -45,7 +45,8 @@ def build_tables(fits: pd.DataFrame, inp: ReportInputs) -> dict[str, pd.DataFram
                                  f"Novel-view synthesis on held-out scenes (test views), mean ± std over scenes. "
                                  f"Perceptual metric: {label}."),
         "novel_view_synthesis_per_scene": (tabs.per_scene_table(fits), "Test PSNR (dB) of every fit."),
-        "speed": (tabs.speed_table(fits), "Training time (evaluation excluded) and rendering time per test frame "
+        "speed": (tabs.speed_table(fits), "Training time (evaluation excluded), time outside training (setup, the curve's and the final "
+                                          "evaluation, render timing, turntable) and rendering time per test frame "
                                           f"after a warm-up, means over scenes; device: {', '.join(sorted(set(fits['device'].astype(str))))}."),
         "autoencoding": (tabs.autoencoding_table(inp.ae_eval), "Autoencoder reconstruction on held-out real photos and "
                                                                "held-out scene views, mean ± std."),
@@ -109,6 +110,24 @@ def _table_html(table: pd.DataFrame) -> str:
     return table.to_html(border=0, classes="tbl", na_rep="–", escape=True)
 
 
+def scaling_html(inp: ReportInputs, rel) -> str:
+    """The scaling benchmark's reduced grid (``benchmarks/bench_scaling.py --quick``), when it ran:
+    its summary sentences, table and figure, read from ``results/benchmarks/scaling/quick/``."""
+    folder = inp.fits.parent / "benchmarks" / "scaling" / "quick"
+    if not (folder / "scaling.csv").is_file() or not (folder / "scaling.json").is_file():
+        return ""
+    meta = json.loads((folder / "scaling.json").read_text())
+    table = pd.read_csv(folder / "scaling.csv").set_index(["method", "space", "image_res"])
+    cols = ["rays_per_frame", "field_ms", "decode_ms", "decode_ms_batch8", "total_ms", "speedup_vs_rgb",
+            "field_us_per_ray", "train_step_ms", "stage2_step_ms", "render_peak_mb", "train_peak_mb"]
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in meta.get("summary", []))
+    return (f"<h3>Scaling with resolution (reduced grid)</h3><ul>{items}</ul>"
+            + _table_html(table[cols].round(2))
+            + f'<figure><img src="{rel(folder / "scaling.png")}" alt="scaling"><figcaption>Render time per frame '
+              "(field dashed, decode in batches of 8 dotted), training step time and peak memory against image "
+              "size, from benchmarks/bench_scaling.py --quick.</figcaption></figure>")
+
+
 def render_html(fits: pd.DataFrame, tables: dict[str, pd.DataFrame], figures: dict[str, list[str]],
                 inp: ReportInputs, params: dict[str, Any]) -> str:
     """The report page (one string)."""
@@ -146,7 +165,7 @@ def render_html(fits: pd.DataFrame, tables: dict[str, pd.DataFrame], figures: di
               "<section id='latent-consistency'><h2>Latent 3D consistency</h2>",
               *[figure(s) for s in figures["latent-consistency"]], "</section>",
               "<section id='speed'><h2>Speed</h2>", _table_html(tables["speed"]),
-              *[figure(s) for s in figures["speed"]], "</section>",
+              *[figure(s) for s in figures["speed"]], scaling_html(inp, rel), "</section>",
               "<section id='autoencoders'><h2>Autoencoders</h2>", _table_html(tables["autoencoding"]),
               *[figure(s) for s in figures["autoencoders"]], "</section>"]
     # Turntables: every space x method of the first scene (new poses on an orbit).

@@ -69,11 +69,12 @@ def per_scene_table(fits: pd.DataFrame) -> pd.DataFrame:
 
 
 def speed_table(fits: pd.DataFrame) -> pd.DataFrame:
-    """Per method and space: training time per stage, render time per frame (field / decoding),
+    """Per method and space: training time per stage, time outside training (setup, evaluations,
+    turntable: ``metrics.json``'s ``overhead_seconds``), render time per frame (field / decoding),
     speed-ups over the RGB fit of the same method, peak memory (host RSS, and GPU memory allocated
     by torch when fits ran on CUDA); means over scenes."""
     cols = ["train_stage1_s", "train_stage2_s", "train_rgb_s", "train_s", "render_field_ms", "render_decode_ms",
-            "render_ms", "peak_rss_mb"]
+            "render_ms", "peak_rss_mb", "overhead_s"]
     on_gpu = "gpu_peak_mb" in fits and bool(fits["gpu_peak_mb"].notna().any())
     means = fits.groupby(["method", "space"])[cols + (["gpu_peak_mb"] if on_gpu else [])].mean()
     rows = []
@@ -87,6 +88,7 @@ def speed_table(fits: pd.DataFrame) -> pd.DataFrame:
                 "method": METHOD_LABELS.get(method, method), "space": SPACE_LABELS.get(space, space),
                 "train stage 1 (s)": m["train_stage1_s"], "train stage 2 (s)": m["train_stage2_s"],
                 "train RGB (s)": m["train_rgb_s"], "train total (s)": m["train_s"],
+                "outside training (s)": m["overhead_s"],
                 "render field (ms/frame)": m["render_field_ms"], "render decode (ms/frame)": m["render_decode_ms"],
                 "render total (ms/frame)": m["render_ms"],
                 "train speed-up vs RGB": np.nan if rgb is None else rgb["train_s"] / m["train_s"],

@@ -1,7 +1,12 @@
-"""Refresh the README's figure and main table from a finished run (`make readme`).
+"""Refresh the README's generated blocks from files the pipeline and the benchmarks wrote (`make readme`).
 
-Copies two pipeline figures into docs/ and replaces the block between the README's
-`<!-- results:start -->` / `<!-- results:end -->` markers with results/tables/novel_view_synthesis.md.
+- `<!-- results:start -->` / `<!-- results:end -->`: results/tables/novel_view_synthesis.md and two
+  pipeline figures (copied into docs/), from a finished pipeline run;
+- `<!-- scaling:start -->` / `<!-- scaling:end -->`: the scaling benchmark's summary
+  (results/benchmarks/scaling/full/, else quick/: scaling.md, scaling.png copied to
+  docs/scaling.png) and the decoder profiles (results/benchmarks/decoder*/decoder.md), when present.
+
+Each block is updated when its sources exist; nothing typed by hand goes in.
 """
 
 from __future__ import annotations
@@ -12,30 +17,65 @@ from pathlib import Path
 
 FIGURES = ["qualitative_scene_000.png", "psnr_vs_time.png"]
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+SCALING_START, SCALING_END = "<!-- scaling:start -->", "<!-- scaling:end -->"
 
 
-def main(repo: Path) -> int:
+def replace_block(text: str, start: str, end: str, body: str) -> str:
+    """``text`` with what lies between the ``start`` and ``end`` markers replaced by ``body``."""
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body.strip()}\n{end}{tail}"
+
+
+def results_block(repo: Path) -> str | None:
+    """The main table and figures (copied into docs/), or None before a pipeline run."""
     results = repo / "results"
     table = results / "tables" / "novel_view_synthesis.md"
-    sources = [results / "figures" / f for f in FIGURES] + [table]
-    missing = [str(p) for p in sources if not p.is_file()]
-    if missing:
-        print(f"error: run the pipeline first; missing {missing}", file=sys.stderr)
-        return 2
+    if not all(p.is_file() for p in [table, *(results / "figures" / f for f in FIGURES)]):
+        return None
     (repo / "docs").mkdir(exist_ok=True)
     for name in FIGURES:
         shutil.copyfile(results / "figures" / name, repo / "docs" / name)
-    readme = (repo / "README.md").read_text()
-    if START not in readme or END not in readme:
-        print(f"error: README.md lacks the {START} / {END} markers", file=sys.stderr)
+    return f"{table.read_text().strip()}\n\n" + "".join(f"![{n}](docs/{n})\n" for n in FIGURES)
+
+
+def scaling_block(repo: Path) -> str | None:
+    """The scaling benchmark's summary and figure (copied to docs/scaling.png) plus the decoder
+    profile, or None when the scaling benchmark has not run."""
+    bench = repo / "results" / "benchmarks"
+    folder = next((bench / "scaling" / k for k in ("full", "quick") if (bench / "scaling" / k / "scaling.md").is_file()),
+                  None)
+    if folder is None:
+        return None
+    (repo / "docs").mkdir(exist_ok=True)
+    shutil.copyfile(folder / "scaling.png", repo / "docs" / "scaling.png")
+    parts = [f"From `{folder.relative_to(repo).as_posix()}/` ({folder.name} grid):", (folder / "scaling.md").read_text(),
+             "![scaling.png](docs/scaling.png)"]
+    for decoder in sorted(bench.glob("decoder*/decoder.md")):  # e.g. decoder/ and decoder_f8/ (one run per --out)
+        parts += [f"Decoder profile (`benchmarks/bench_decoder.py`, `{decoder.parent.relative_to(repo).as_posix()}/`):",
+                  decoder.read_text()]
+    return "\n\n".join(p.strip() for p in parts)
+
+
+def main(repo: Path) -> int:
+    readme_path = repo / "README.md"
+    readme = readme_path.read_text()
+    blocks = {(START, END): results_block(repo), (SCALING_START, SCALING_END): scaling_block(repo)}
+    if all(body is None for body in blocks.values()):
+        print("error: run the pipeline (results/tables, results/figures) or benchmarks/bench_scaling.py first",
+              file=sys.stderr)
         return 2
-    head, rest = readme.split(START, 1)
-    _, tail = rest.split(END, 1)
-    block = (f"{START}\n{table.read_text().strip()}\n\n"
-             + "".join(f"![{n}](docs/{n})\n" for n in FIGURES) + END)
+    for (start, end), body in blocks.items():
+        if body is None:
+            print(f"note: nothing to put between {start} / {end} yet; left as it is", file=sys.stderr)
+            continue
+        if start not in readme or end not in readme:
+            print(f"error: README.md lacks the {start} / {end} markers", file=sys.stderr)
+            return 2
+        readme = replace_block(readme, start, end, body)
     tmp = repo / ".README.md.tmp"
-    tmp.write_text(head + block + tail)
-    tmp.replace(repo / "README.md")
+    tmp.write_text(readme)
+    tmp.replace(readme_path)
     print("README.md and docs/ updated from results/")
     return 0
 
