@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import os
 import shutil
@@ -179,7 +180,7 @@ def cmd_train_igae(args: argparse.Namespace) -> None:
     def train(params: Params, device: torch.device, ctx: Any):
         from igae.autoencoder.importing import inherited_metadata
         from igae.autoencoder.perceptual import load_perceptual
-        from igae.train.igae_trainer import make_triplane_field, save_field, train_igae
+        from igae.train.igae_trainer import make_triplane_field, save_field, snapshot_files, train_igae
 
         load, views = _lazy_training_data(args)
         ae = _load_stage_ae(args.ae, params, views).to(device)
@@ -196,6 +197,13 @@ def cmd_train_igae(args: argparse.Namespace) -> None:
         def extra(tmp: Path) -> None:
             save_field(tmp / "triplanes.pt", field, params.igae.triplane, {"scenes": bank.scene_names, "seed": params.seed})
             _save_training_renders(tmp / "renders", ae, field, bank, params)
+            # Budget study: the AE after k joint steps, an AE folder of its own (fit-nerf --autoencoder).
+            for k, path in snapshot_files(args.work, params.igae.snapshots).items():
+                snap = copy.deepcopy(ae).cpu()
+                snap.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+                snap.save(tmp / "snapshots" / f"joint_{k}" / "model",
+                          metadata={**inherited, "name": "igae", "start": str(args.ae), "seed": params.seed,
+                                    "snapshot_joint_steps": k})
 
         info = {"start": str(args.ae), "skipped_steps": result.skipped_steps, "resumed_from": result.resumed_from,
                 "perceptual_backend": perceptual.backend, "scenes": bank.scene_names}
