@@ -334,7 +334,7 @@ def test_the_speed_table_reports_gpu_peak_memory_only_for_cuda_fits() -> None:
 
     row = {"method": "ngp", "space": "rgb", "scene": "scene_000", "train_stage1_s": np.nan, "train_stage2_s": np.nan,
            "train_rgb_s": 1.0, "train_s": 1.0, "render_field_ms": 2.0, "render_decode_ms": 0.0, "render_ms": 2.0,
-           "peak_rss_mb": 500.0, "gpu_peak_mb": np.nan}
+           "peak_rss_mb": 500.0, "overhead_s": 0.5, "gpu_peak_mb": np.nan}
     assert "GPU peak memory (MB)" not in speed_table(pd.DataFrame([row])).columns
     table = speed_table(pd.DataFrame([{**row, "gpu_peak_mb": 1234.5}]))
     assert table["GPU peak memory (MB)"].iloc[0] == 1234.5

@@ -97,9 +97,10 @@ def _run_ae_stage(args: argparse.Namespace, name: str, recorded: dict[str, Calla
     from igae.train.distributed import shutdown_distributed
 
     params, device, ctx = _setup(args)
-    checksums = {str(p): sha256_file(p) for p in (Path(args.scenes) / "manifest.json", Path(args.photos) / "manifest.json")}
     ae, info, extra = train(params, device, ctx)
-    if ctx.is_main:
+    if ctx.is_main:  # after training: a bad --ae folder is reported before a missing manifest
+        checksums = {str(p): sha256_file(p) for p in (Path(args.scenes) / "manifest.json",
+                                                      Path(args.photos) / "manifest.json")}
         meta = {"name": name, "preset": params.preset, "seed": params.seed,
                 "params": {key: value(params) for key, value in recorded.items()}, **info, "data_sha256": checksums}
         _write_ae_output(args.out, ae, meta, Path(args.work) / "losses.csv", extra)
