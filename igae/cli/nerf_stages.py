@@ -176,7 +176,7 @@ def register(sub: argparse._SubParsersAction, add_params_args: Callable[[argpars
                    "plots/psnr_vs_time_<space>.csv")
     p.set_defaults(handler=cmd_summarize_nerf)
 
-    help_ = ("IG-AE minus standard AE (mean, 95% CI) against IG-AE's joint steps: the fits of IG-AE snapshots "
+    help_ = ("IG-AE minus standard AE (mean, 95%% CI) against IG-AE's joint steps: the fits of IG-AE snapshots "
              "(igae.snapshots) next to the final IG-AE's.")
     p = sub.add_parser("summarize-budget", help=help_, description=help_)
     add_params_args(p)
