@@ -10,9 +10,9 @@ import sys
 
 from snakemake.utils import validate
 
-from igae.config import AE_NAMES, RGB_SPACE, load_params
+from igae.config import AE_NAMES, SCENE_SETS, load_params
 from igae.fields.registry import METHOD_NAMES
-from igae.render.scene_set import heldout_scene_ids
+from igae.render.scene_set import scene_ids
 
 sys.path.insert(0, f"{workflow.basedir}/workflow")
 import resources  # noqa: E402  GPUs here, GPU slots, memory from params
@@ -58,16 +58,16 @@ onstart:
 
 
 AES = list(AE_NAMES)
-SPACES = [RGB_SPACE, *P.nerf.autoencoders]
-HELDOUT = heldout_scene_ids(P.scenes)  # scene_000.. rendered, or one per scene of scenes.heldout.folder
+HELDOUT = scene_ids(P.scenes, "heldout")  # scene_000.. rendered, or one per scene of scenes.heldout.folder
 # Values a placeholder takes where a rule does not bind it (e.g. the report reads every fit).
-VALUES = {"set": STAGES["render_scenes"].foreach, "ae": AES, "space": SPACES, "method": list(P.nerf.methods),
-          "scene": HELDOUT}
+VALUES = {"set": list(SCENE_SETS), "ae": AES, "ae_seed": [str(k) for k in P.ae_seeds],
+          "space": list(P.nerf.autoencoders), "method": list(P.nerf.methods), "scene": HELDOUT}
 
 
 wildcard_constraints:
     set="|".join(VALUES["set"]),
     ae="|".join(AES),
+    ae_seed=r"\d+",
     space="|".join(AES),  # latent spaces; the RGB fits' paths spell "rgb"
     method="|".join(METHOD_NAMES),
     scene=r"scene_\d+",
@@ -77,9 +77,10 @@ rule all:
     input:
         expand("data/scenes/{set}/manifest.json", set=VALUES["set"]),
         "data/photos/manifest.json",
-        expand("results/ae_eval/{ae}/metrics.json", ae=AES),
+        smk.all_files("results/ae_eval", VALUES),  # every AE x AE seed
         "results/nerf_summary/summary.csv",
         "results/report/index.html",
+        smk.all_files("results/tuning", VALUES),  # a record only, unless tuning.enabled
 
 
 TABLES = ["novel_view_synthesis", "novel_view_synthesis_per_scene", "speed", "autoencoding"]

@@ -295,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     walls = [check.steps[f"fit_{sp}"].get("seconds") for sp in ("rgb", "latent")
              if check.steps.get(f"fit_{sp}", {}).get("status") == "ok"]
     if walls:
-        n_fits = params.scenes.heldout.count * len(params.nerf.methods) * (1 + len(params.nerf.autoencoders))
+        n_fits = params.scenes.heldout.count * len(params.nerf.methods) * (
+            1 + len(params.nerf.autoencoders) * len(params.ae_seeds))  # RGB + each latent space per AE seed
         report["dvc_serial_fit_hours"] = {
             "preset": preset, "fits": n_fits, "seconds_per_fit": round(sum(walls) / len(walls), 1),
             "hours": round(n_fits * sum(walls) / len(walls) / 3600, 2),

@@ -87,10 +87,13 @@ class SceneSetParams(_Section):
         return self
 
 
-class HeldoutSetParams(SceneSetParams):
+class EvalSetParams(SceneSetParams):
+    """A scene set the NeRF fits run on (``scenes.heldout``: test scenes; ``scenes.validation``:
+    validation scenes), rendered from objects or copied from the user's own scene folders."""
+
     source: Literal["render", "folder"] = Field(
-        "render", description="'render': held-out scenes rendered from objects into data/scenes/heldout (count, views, "
-        "test_views apply); 'folder': benchmark every method and AE on your own scenes in scenes.heldout.folder."
+        "render", description="'render': scenes rendered from held-out objects into data/scenes/<set> (count, views, "
+        "test_views apply); 'folder': copy your own scenes from the set's folder (only read, never written)."
     )
     folder: str | None = Field(
         None, description="With source 'folder': a folder whose subfolders are scenes (nerfstudio transforms.json or "
@@ -98,10 +101,15 @@ class HeldoutSetParams(SceneSetParams):
     )
 
     @model_validator(mode="after")
-    def _folder_given(self) -> "HeldoutSetParams":
+    def _folder_given(self) -> "EvalSetParams":
         if self.source == "folder" and not self.folder:
-            raise ValueError("scenes.heldout.source is 'folder' but scenes.heldout.folder is empty")
+            raise ValueError("source is 'folder' but folder is empty")
         return self
+
+
+SCENE_SETS = ("train", "validation", "heldout")
+"""The scene sets (keys of ``scenes``, folders of ``data/scenes``): training scenes for the AEs, validation
+scenes to choose hyper-parameters on, test (held-out) scenes for the tables."""
 
 
 class ScenesParams(_Section):
@@ -115,7 +123,12 @@ class ScenesParams(_Section):
         description="Camera elevation band in degrees above the ground plane, (min, max)."
     )
     train: SceneSetParams = Field(description="Scenes that train the autoencoders.")
-    heldout: HeldoutSetParams = Field(description="Held-out scenes for the per-scene NeRF fits.")
+    heldout: EvalSetParams = Field(
+        description="Test scenes: the per-scene NeRF fits on them make every table (source 'folder': your own scenes).")
+    validation: EvalSetParams = Field(
+        description="Validation scenes, disjoint from the test and training objects (from the held-out categories): "
+        "hyper-parameters are chosen on them (the tune_nerf stage, tuning:), never on the test scenes; no table "
+        "shows them.")
 
     @model_validator(mode="after")
     def _check(self) -> "ScenesParams":
@@ -124,9 +137,15 @@ class ScenesParams(_Section):
             raise ValueError(f"elevation_deg must satisfy -90 <= min <= max <= 90, got {list(self.elevation_deg)}")
         if any(not 0.0 <= c <= 1.0 for c in self.background):
             raise ValueError(f"background values must lie in [0, 1], got {list(self.background)}")
-        if self.heldout.test_views < 1:
-            raise ValueError("heldout.test_views must be >= 1: NeRF fits are evaluated on held-out views")
+        for name in ("heldout", "validation"):
+            if getattr(self, name).test_views < 1:
+                raise ValueError(f"{name}.test_views must be >= 1: NeRF fits are evaluated on held-out views")
         return self
+
+
+def scene_render_keys() -> list[str]:
+    """The ``scenes`` keys every scene set is rendered with (dotted), i.e. all but the sets' own sections."""
+    return [f"scenes.{k}" for k in ScenesParams.model_fields if k not in SCENE_SETS]
 
 
 # --------------------------------------------------------------------------- photos
@@ -381,12 +400,33 @@ def nerf_fit_keys() -> list[str]:
     return [f"nerf.{k}" for k in NerfParams.model_fields if k not in WORKFLOW_NERF_KEYS]
 
 
+# --------------------------------------------------------------------------- tuning on validation scenes
+
+
+class TuningParams(_Section):
+    enabled: bool = Field(
+        description="Run the tune_nerf stage's fits. false (default): the stage only records that it did not run, "
+        "so the default pipeline spends no time on tuning.")
+    param: str = Field(
+        description="Dotted params key a NeRF fit reads (nerf.*, e.g. nerf.stage2.latent_weight or "
+        "nerf.method_params.kplanes.lr) whose values are compared on the validation scenes.")
+    values: list[Any] = Field(min_length=1, description="Values of tuning.param to fit with (one set of fits each).")
+    spaces: list[Literal[(RGB_SPACE, *AE_NAMES)]] = Field(  # type: ignore[valid-type]
+        min_length=1, description="Spaces fitted: rgb and/or autoencoders (the first of ae_seeds' AEs).")
+    methods: list[str] = Field(min_length=1, description="NeRF methods fitted (names in igae.fields.registry).")
+
+
 # --------------------------------------------------------------------------- root
 
 
 class Params(_Section):
     preset: str = Field(description="Preset applied over params.yaml: 'default' or a file presets/<name>.yaml.")
-    seed: int = Field(ge=0, description="Seed of every random choice.")
+    seed: int = Field(ge=0, description="Seed of every random choice, except the AE stages' (ae_seeds).")
+    ae_seeds: list[Annotated[int, Field(ge=0)]] = Field(
+        min_length=1, description="The AE stages (train_ae, train_igae, finetune_ae, eval_ae) and the latent fits run "
+        "once per seed: the AEs of seed k use k wherever they use a seed (init, batches, draws), in "
+        "results/autoencoders/<ae>_s<k>. RGB fits and the fits' own draws keep seed. DVC's loops read this list from "
+        "params.yaml itself (presets cannot change it for DVC).")
     assets: AssetsParams
     scenes: ScenesParams
     photos: PhotosParams
@@ -396,9 +436,15 @@ class Params(_Section):
     igae: IGAEParams
     eval_ae: EvalAEParams
     nerf: NerfParams
+    tuning: TuningParams
 
     @model_validator(mode="after")
     def _check(self) -> "Params":
+        if len(set(self.ae_seeds)) != len(self.ae_seeds):
+            raise ValueError(f"ae_seeds must not repeat a seed, got {self.ae_seeds}")
+        missing = [m for m in self.tuning.methods if m not in self.nerf.method_params]
+        if missing:
+            raise ValueError(f"tuning.methods lists {missing} but nerf.method_params has no entry for them")
         arch = self.autoencoder.architecture
         if self.autoencoder.pretrained is None:
             factor = 2 ** (len(arch.block_out_channels) - 1)
@@ -420,11 +466,11 @@ class Params(_Section):
         if a.source == "folder" and not a.folder.path:
             raise ValueError("assets.source is 'folder' but assets.folder.path is empty")
         if a.source == "objaverse":
-            need = self.scenes.train.count + self.scenes.heldout.count
+            need = self.scenes.train.count + self.scenes.heldout.count + self.scenes.validation.count
             if len(a.objaverse.uids) < need:
                 raise ValueError(
                     f"assets.objaverse.uids lists {len(a.objaverse.uids)} objects; "
-                    f"scenes.train.count + scenes.heldout.count needs {need}"
+                    f"scenes.train.count + scenes.heldout.count + scenes.validation.count needs {need}"
                 )
         return self
 
@@ -513,6 +559,39 @@ def load_params(
         return Params.model_validate(merged)
     except ValidationError as exc:
         raise InputError(f"invalid parameters ({source}):\n" + format_validation_error(exc)) from None
+
+
+def tuning_variants(params: Params) -> list[tuple[Any, Params]]:
+    """Per value of ``tuning.values``, the params with ``tuning.param`` set to it, validated.
+
+    Raises:
+        InputError: ``tuning.param`` is not a key a NeRF fit reads (``nerf.*`` but the workflow's lists),
+            names another method than ``tuning.methods``, or a value is invalid for it (naming the value).
+    """
+    t = params.tuning
+    readable = [*nerf_fit_keys(), "nerf.method_params"]
+    tree = params.model_dump(mode="json")
+    node: Any = tree
+    for part in t.param.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise InputError(f"tuning.param {t.param!r}: params have no such key")
+        node = node[part]
+    if not any(t.param.startswith(k + ".") or t.param == k for k in readable) or t.param == "nerf.method_params":
+        raise InputError(f"tuning.param {t.param!r} is not a key a NeRF fit reads: use a key under one of {readable}")
+    parts = t.param.split(".")
+    if parts[:2] == ["nerf", "method_params"] and parts[2] not in t.methods:
+        raise InputError(f"tuning.param {t.param!r} belongs to method {parts[2]!r}, which tuning.methods {t.methods} "
+                         "does not fit")
+    variants = []
+    for i, value in enumerate(t.values):
+        variant = copy.deepcopy(tree)
+        _set_dotted(variant, t.param, value)
+        try:
+            variants.append((value, Params.model_validate(variant)))
+        except ValidationError as exc:
+            raise InputError(f"tuning.values[{i}] = {value!r} is not a valid {t.param}:\n"
+                             + format_validation_error(exc)) from None
+    return variants
 
 
 def effective_params_yaml(params: Params) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from igae.config import deep_merge, load_params, params_json_schema
+from igae.config import deep_merge, load_params, params_json_schema, tuning_variants
 from igae.errors import InputError
 
 
@@ -48,6 +48,13 @@ def test_presets_override_without_copying(repo_root: Path, preset: str) -> None:
         ({"nerf.method_params.nerf2": {"lr": 0.1, "lr_stage2": 0.1, "adam_eps": 1e-8, "hyper": {}, "regularizers": {}}},
          ["nerf.method_params", "unknown method(s) ['nerf2']"]),
         ({"nerf.autoencoders": ["igae", "sdxl"]}, ["nerf.autoencoders", "standard", "finetuned"]),
+        ({"scenes.validation.test_views": 0}, ["validation.test_views", ">= 1"]),
+        ({"scenes.validation.source": "folder"}, ["scenes.validation", "source is 'folder' but folder is empty"]),
+        ({"ae_seeds": [0, 0]}, ["ae_seeds must not repeat a seed"]),
+        ({"ae_seeds": []}, ["ae_seeds", "at least 1 item"]),
+        ({"ae_seeds": [-1]}, ["ae_seeds.0", "greater than or equal to 0"]),
+        ({"tuning.methods": ["toy"]}, ["tuning.methods lists ['toy']", "nerf.method_params has no entry"]),
+        ({"tuning.spaces": ["sdxl"]}, ["tuning.spaces", "rgb", "igae"]),
     ],
 )
 def test_bad_values_name_the_key(repo_root: Path, override: dict, words: list[str]) -> None:
@@ -89,3 +96,28 @@ def test_deep_merge_does_not_mutate() -> None:
 def test_committed_schema_matches_models(repo_root: Path) -> None:
     committed = json.loads((repo_root / "workflow/schemas/params.schema.json").read_text())
     assert committed == json.loads(json.dumps(params_json_schema())), "run `make schema`"
+
+
+def test_tuning_variants_change_only_the_tuned_key(repo_root: Path) -> None:
+    base = load_params(repo_root / "params.yaml", overrides={"tuning.values": [0.0, 0.5]})
+    variants = tuning_variants(base)
+    assert [v for v, _ in variants] == [0.0, 0.5]
+    for value, params in variants:
+        assert params.nerf.stage2.latent_weight == value
+        dumped, original = params.model_dump(), base.model_dump()
+        dumped["nerf"]["stage2"].pop("latent_weight"), original["nerf"]["stage2"].pop("latent_weight")
+        assert dumped == original
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"tuning.param": "nerf.stage2.nope"}, "tuning.param 'nerf.stage2.nope': params have no such key"),
+    ({"tuning.param": "seed", "tuning.values": [1]}, "tuning.param 'seed' is not a key a NeRF fit reads"),
+    ({"tuning.param": "nerf.methods", "tuning.values": [["ngp"]]}, "is not a key a NeRF fit reads"),
+    ({"tuning.param": "nerf.method_params.ngp.lr"}, "belongs to method 'ngp', which tuning.methods ['kplanes']"),
+    ({"tuning.values": [0.1, -1]}, "tuning.values[1] = -1 is not a valid nerf.stage2.latent_weight"),
+])
+def test_bad_tuning_grid_names_the_key(repo_root: Path, override: dict, message: str) -> None:
+    params = load_params(repo_root / "params.yaml", overrides=override)  # the section itself is valid
+    with pytest.raises(InputError) as info:
+        tuning_variants(params)
+    assert message in str(info.value)

@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
-from igae.config import AE_NAMES, RGB_SPACE
+from igae.config import AE_NAMES, RGB_SPACE, SCENE_SETS
 from igae.fields.registry import METHOD_NAMES
+from igae.layout import ae_run_name
 
 WORKFLOW_FILES = ["Snakefile", "dvc.yaml", "params.yaml", "presets", "profiles", "workflow", "igae"]
 
@@ -51,17 +52,21 @@ def _run(cmd: list[str], cwd: Path) -> str:
     return proc.stdout + proc.stderr
 
 
-DATA_OUTPUTS = ["data/objects.json", "data/scenes/train", "data/scenes/heldout", "data/photos"]
+DATA_OUTPUTS = ["data/objects.json", *(f"data/scenes/{name}" for name in SCENE_SETS), "data/photos"]
 # Trained weights and their metrics too: on CPU the whole pipeline is deterministic.
-TRAINED_OUTPUTS = [f"results/autoencoders/{ae}/model" for ae in AE_NAMES] + [
-    f"results/ae_eval/{ae}/metrics.json" for ae in AE_NAMES]
+AE_RUNS = [ae_run_name(ae, 0) for ae in AE_NAMES]  # ae_seeds: [0]
+TRAINED_OUTPUTS = [f"results/autoencoders/{run}/model" for run in AE_RUNS] + [
+    f"results/ae_eval/{run}/metrics.json" for run in AE_RUNS]
 SPACES = (RGB_SPACE, *AE_NAMES)
+FIT_FOLDERS = (RGB_SPACE, *AE_RUNS)
+"""The folders of each space's fits under results/nerf (latent spaces: AE seed 0)."""
 METHODS = METHOD_NAMES
 HELDOUT = ("scene_000", "scene_001")
 # Per-scene NeRF fits: everything but the timings (metrics.json, curve.csv) is deterministic.
-FIT_OUTPUTS = [f"results/nerf/{space}/{method}/{scene}/{name}" for space in SPACES for method in METHODS
+FIT_OUTPUTS = [f"results/nerf/{folder}/{method}/{scene}/{name}" for folder in FIT_FOLDERS for method in METHODS
                for scene in HELDOUT for name in ("per_view.csv", "renders", "field.pt", "turntable.gif")]
 REPORT_OUTPUTS = ["results/report/index.html", "results/tables/novel_view_synthesis.csv"]
+TUNING_OUTPUTS = ["results/tuning/summary.csv", "results/tuning/choice.json"]
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +77,22 @@ def snakemake_run(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def test_snakemake_builds_data(snakemake_run: Path) -> None:
-    for out in DATA_OUTPUTS + TRAINED_OUTPUTS + FIT_OUTPUTS + REPORT_OUTPUTS:
+    for out in DATA_OUTPUTS + TRAINED_OUTPUTS + FIT_OUTPUTS + REPORT_OUTPUTS + TUNING_OUTPUTS:
         assert (snakemake_run / out).exists(), out
     scenes = sorted((snakemake_run / "data/scenes/heldout").glob("scene_*/transforms.json"))
     assert len(scenes) == 2  # presets/smoke.yaml: heldout count 2
     assert (snakemake_run / "results/logs/render_scenes_train.log").exists()
+    # The validation scene (smoke: 1) is another object than every test and training scene's.
+    objects = {name: {json.loads((d / "transforms.json").read_text())["igae"]["object"]["object_id"]
+                      for d in (snakemake_run / "data/scenes" / name).glob("scene_*")} for name in SCENE_SETS}
+    assert len(objects["validation"]) == 1 and not objects["validation"] & (objects["heldout"] | objects["train"])
+    # Each fit records its space and AE seed (none for RGB fits): the summary pairs fits on them.
+    for folder in FIT_FOLDERS:
+        record = json.loads((snakemake_run / f"results/nerf/{folder}/ngp/scene_000/metrics.json").read_text())
+        assert (record["space"], record["ae_seed"]) == ((RGB_SPACE, None) if folder == RGB_SPACE else (folder[:-3], 0))
+    # Tuning is off by default: its stage records that and fits nothing.
+    assert json.loads((snakemake_run / "results/tuning/choice.json").read_text())["enabled"] is False
+    assert not (snakemake_run / "results/tuning/fits").exists()
 
 
 def test_second_snakemake_run_does_nothing(snakemake_run: Path) -> None:
@@ -105,7 +121,7 @@ def test_dvc_repro_matches_snakemake_and_second_repro_is_noop(snakemake_run: Pat
     metrics = _run(dvc + ["metrics", "show", "--json"], work)
     assert "goals.json" in metrics and "psnr" in metrics, metrics
     _run(dvc + ["plots", "show", "--json"], work)
-    for out in DATA_OUTPUTS + TRAINED_OUTPUTS + FIT_OUTPUTS:
+    for out in DATA_OUTPUTS + TRAINED_OUTPUTS + FIT_OUTPUTS + TUNING_OUTPUTS:
         a, b = snakemake_run / out, work / out
         if a.is_file():
             assert a.read_bytes() == b.read_bytes(), out
@@ -151,7 +167,8 @@ def test_tables_are_rebuilt_from_the_fit_files(snakemake_run: Path) -> None:
     for method, label in labels.items():
         row = next(r for r in rows if r["method"] == label)
         for space, title in spaces.items():
-            values = [json.loads((snakemake_run / f"results/nerf/{space}/{method}/{scene}/metrics.json").read_text())
+            folder = RGB_SPACE if space == RGB_SPACE else ae_run_name(space, 0)
+            values = [json.loads((snakemake_run / f"results/nerf/{folder}/{method}/{scene}/metrics.json").read_text())
                       ["metrics"]["psnr"] for scene in HELDOUT]
             expected = f"{statistics.fmean(values):.2f} ± {statistics.pstdev(values):.2f}"
             assert row[f"{title} / PSNR ↑"] == expected, (method, space)
@@ -320,12 +337,15 @@ def _dvc_status_json(work: Path) -> dict:
     return json.loads(proc.stdout)
 
 
-def _expand(spec: set[str], methods: list[str]) -> set[str]:
-    """Expected jobs: a stage name means all its items, ``stage@pattern`` the items matching it."""
+def _expand(spec: set[str], methods: list[str], seeds: tuple[int, ...] = (0,)) -> set[str]:
+    """Expected jobs: a stage name means all its items, ``stage@pattern`` the items matching it
+    (DVC's item names: loop values joined by ``-``, e.g. ``fit_nerf_latent@igae-0-ngp``)."""
     import fnmatch
 
-    items = {"render_scenes": ["train", "heldout"], "eval_ae": list(AE_NAMES), "fit_nerf_rgb": methods,
-             "fit_nerf_latent": [f"{ae}-{m}" for ae in AE_NAMES for m in methods]}
+    per_seed = [str(k) for k in seeds]
+    items = {"render_scenes": list(SCENE_SETS), "train_ae": per_seed, "train_igae": per_seed, "finetune_ae": per_seed,
+             "eval_ae": [f"{ae}-{k}" for ae in AE_NAMES for k in seeds], "fit_nerf_rgb": methods,
+             "fit_nerf_latent": [f"{ae}-{k}-{m}" for ae in AE_NAMES for k in seeds for m in methods]}
     out = set()
     for entry in spec:
         name, _, pattern = entry.partition("@")
@@ -337,8 +357,9 @@ def _expand(spec: set[str], methods: list[str]) -> set[str]:
 
 
 AFTER_FITS = {"summarize_nerf", "report"}
-FITS_AND_AFTER = {"fit_nerf_rgb", "fit_nerf_latent"} | AFTER_FITS
-AES_AND_AFTER = {"train_ae", "train_igae", "finetune_ae", "eval_ae", "fit_nerf_latent"} | AFTER_FITS
+# tune_nerf reads every fit key and every method's entry, and the AE runs (it fits with them).
+FITS_AND_AFTER = {"fit_nerf_rgb", "fit_nerf_latent", "tune_nerf"} | AFTER_FITS
+AES_AND_AFTER = {"train_ae", "train_igae", "finetune_ae", "eval_ae", "fit_nerf_latent", "tune_nerf"} | AFTER_FITS
 TOY_FIELD = '''"""A toy NeRF method for the workflow test: a small MLP on the raw coordinates."""
 
 import torch
@@ -389,12 +410,12 @@ def _add_toy_method(work: Path) -> None:
 EDITS = {
     # Only the AE stages read training.threads (the fits use nerf.threads).
     "training.threads": (("params.yaml", "threads: 0", "threads: 1"), AES_AND_AFTER),
-    # One method's learning rate: only that method's fits.
+    # One method's learning rate: only that method's fits (and the tuning stage, which may fit any method).
     "nerf.method_params.ngp.lr": (("params.yaml", "  ngp:\n      lr: 0.01", "  ngp:\n      lr: 0.02"),
-                                  {"fit_nerf_rgb@ngp", "fit_nerf_latent@*-ngp"} | AFTER_FITS),
+                                  {"fit_nerf_rgb@ngp", "fit_nerf_latent@*-ngp", "tune_nerf"} | AFTER_FITS),
     # A joint-phase loss weight the ablation does not read: IG-AE and what uses it, not finetune_ae.
     "igae.joint.rgb": (("params.yaml", "    rgb: 1.0", "    rgb: 2.0"),
-                       {"train_igae", "eval_ae@igae", "fit_nerf_latent@igae-*"} | AFTER_FITS),
+                       {"train_igae", "eval_ae@igae-*", "fit_nerf_latent@igae-*", "tune_nerf"} | AFTER_FITS),
     "train_ae.lr": (("params.yaml", "  lr: 0.0005", "  lr: 0.001"), AES_AND_AFTER),
     # The smoke preset sets the resolution: an edit of its file reruns everything that reads it ...
     "scenes.resolution": (("presets/smoke.yaml", "scenes:\n  resolution: 32", "scenes:\n  resolution: 40"),
@@ -407,8 +428,22 @@ EDITS = {
     "a NeRF-fitting parameter": (("params.yaml", "latent_weight: 0.1", "latent_weight: 0.2"), FITS_AND_AFTER),
     "a render parameter": (("params.yaml", "supersample: 2", "supersample: 3"),
                            {"render_scenes"} | AES_AND_AFTER | FITS_AND_AFTER),
-    # A new method (registered, with its params entry): only its own fits.
-    "a method added to nerf.methods": (None, {"fit_nerf_rgb@toy", "fit_nerf_latent@*-toy"} | AFTER_FITS),
+    # A new method (registered, with its params entry): only its own fits (and tuning, which reads every entry).
+    "a method added to nerf.methods": (None, {"fit_nerf_rgb@toy", "fit_nerf_latent@*-toy", "tune_nerf"} | AFTER_FITS),
+    # A second AE seed: its AE stages and latent fits only, then what reads all of them; the seed-0 AEs
+    # and every RGB fit stay. (DVC's loops read ae_seeds from params.yaml, so the edit is there.)
+    "ae_seeds": (("params.yaml", "ae_seeds: [0]", "ae_seeds: [0, 1]"),
+                 {"train_ae@1", "train_igae@1", "finetune_ae@1", "eval_ae@*-1", "fit_nerf_latent@*-1-*", "tune_nerf"}
+                 | AFTER_FITS),
+    # The tuning grid: only the tuning stage (and the report, which shows every param).
+    "tuning.values": (("presets/smoke.yaml", "tuning: {values: [0.0, 0.3]}", "tuning: {values: [0.0, 0.2]}"),
+                      {"tune_nerf", "report"}),
+    # A set's views: that set's scenes and what reads them; the validation set feeds only tune_nerf ...
+    "scenes.validation.views": (("presets/smoke.yaml", "validation: {count: 1, views: 8,", "validation: {count: 1, views: 9,"),
+                                {"render_scenes@validation", "tune_nerf", "report"}),
+    # ... and the test set the AE evaluation and the fits, never AE training.
+    "scenes.heldout.views": (("presets/smoke.yaml", "heldout: {count: 2, views: 10,", "heldout: {count: 2, views: 11,"),
+                             {"render_scenes@heldout", "eval_ae", "fit_nerf_rgb", "fit_nerf_latent"} | AFTER_FITS),
 }
 
 
@@ -417,7 +452,7 @@ def test_an_edit_reruns_exactly_what_reads_it(snakemake_run: Path, dvc_run: Path
     """`snakemake -n` and `dvc status` (after DVC's preset merge) list exactly the expected stages."""
     change, spec = EDITS[edit]
     methods = [*METHODS, *(["toy"] if change is None else [])]
-    expected = _expand(spec, methods)
+    expected = _expand(spec, methods, (0, 1) if edit == "ae_seeds" else (0,))
     for work in (snakemake_run, dvc_run):
         touched = ["params.yaml", "igae/fields/registry.py"] if change is None else [change[0]]
         saved = {name: (work / name).read_text() for name in touched}
@@ -487,8 +522,75 @@ def test_a_new_method_runs_through_fit_and_summary(snakemake_run: Path, tmp_path
     assert all(float(f["psnr"]) > 5 for f in fits)
     summary = list(csv.DictReader((work / "results/nerf_summary/summary.csv").open()))
     assert {r["space"] for r in summary if r["method"] == "toy"} == set(SPACES)
-    record = json.loads((work / "results/nerf/igae/toy/scene_000/metrics.json").read_text())
+    record = json.loads((work / f"results/nerf/{ae_run_name('igae', 0)}/toy/scene_000/metrics.json").read_text())
     assert record["params"]["method"]["hyper"] == {"hidden": 8}
+
+
+def _copy_of_run(snakemake_run: Path, dest: Path) -> Path:
+    shutil.copytree(snakemake_run, dest, symlinks=True)
+    return dest
+
+
+def test_tune_stage_chooses_on_the_validation_scenes(snakemake_run: Path, tmp_path: Path) -> None:
+    """With tuning enabled (smoke grid: nerf.stage2.latent_weight in [0.0, 0.3], igae x kplanes), only
+    tune_nerf (and the report, which shows every param) reruns; it fits the validation scene once per
+    value, with that value, evaluates on that scene's own test views, and picks the best mean PSNR."""
+    import csv
+
+    work = _copy_of_run(snakemake_run, tmp_path / "tune_wf")
+    smoke = work / "presets/smoke.yaml"
+    smoke.write_text(smoke.read_text().replace("tuning: {values: [0.0, 0.3]}", "tuning: {enabled: true, values: [0.0, 0.3]}"))
+    assert _snakemake_jobs(work) == {"tune_nerf", "report"}
+    _run([sys.executable, "-m", "snakemake", "--cores", "2", "--config", "preset=smoke", "--", *TUNING_OUTPUTS], work)
+    rows = list(csv.DictReader((work / "results/tuning/summary.csv").open()))
+    assert [(r["value"], r["space"], r["ae_seed"], r["method"], r["scene"]) for r in rows] == [
+        ("0.0", "igae", "0", "kplanes", "scene_000"), ("0.3", "igae", "0", "kplanes", "scene_000")]
+    for row in rows:
+        fit = work / f"results/tuning/fits/v{row['value_index']}/igae_s0/kplanes/scene_000/metrics.json"
+        record = json.loads(fit.read_text())
+        assert record["scene_dir"] == "data/scenes/validation/scene_000" and record["ae_seed"] == 0
+        assert record["params"]["nerf"]["stage2"]["latent_weight"] == float(row["value"])
+        assert record["metrics"]["psnr"] == pytest.approx(float(row["psnr"]), rel=1e-5) and record["metrics"]["psnr"] > 5
+        truth = json.loads((work / "data/scenes/validation/scene_000/transforms.json").read_text())["test_filenames"]
+        assert sorted(record["test_views"]) == sorted(Path(f).stem for f in truth)
+    choice = json.loads((work / "results/tuning/choice.json").read_text())
+    best = max(rows, key=lambda r: float(r["psnr"]))
+    assert choice["enabled"] is True and choice["value"] == float(best["value"])
+    assert [v["value"] for v in choice["values"]] == [0.0, 0.3] and choice["scenes"] == ["scene_000"]
+    # The test scenes are refused as a tuning set.
+    proc = subprocess.run([sys.executable, "-m", "igae", "tune-nerf", "--params", "params.yaml", "--preset", "smoke",
+                           "--scene-set", "data/scenes/heldout", "--autoencoders", "results/autoencoders",
+                           "--out", "results/tuning_on_test"], cwd=work, env=_env(), capture_output=True, text=True)
+    assert proc.returncode == 2 and "never chosen on the test (held-out) scenes" in proc.stderr, proc.stderr
+    assert not (work / "results/tuning_on_test").exists()
+
+
+def test_a_second_ae_seed_plans_its_own_jobs_and_trains_another_ae(snakemake_run: Path, tmp_path: Path) -> None:
+    """ae_seeds [0, 1]: the dry run adds seed 1's AE stages and latent fits, with --seed 1 / --ae-seed 1
+    and their own folders; seed 1's standard AE differs from seed 0's, which is left as it was."""
+    import torch
+    from safetensors.torch import load_file
+
+    work = _copy_of_run(snakemake_run, tmp_path / "seeds_wf")
+    params = work / "params.yaml"
+    params.write_text(params.read_text().replace("ae_seeds: [0]", "ae_seeds: [0, 1]"))
+    out = _run([sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "2", "--config", "preset=smoke"], work)
+    jobs = _dry_run_jobs(out)
+    seed1 = [j for j in jobs if j["wildcards"].get("ae_seed") == "1"]
+    assert sorted(j["rule"] for j in seed1) == sorted(
+        ["train_ae", "train_igae", "finetune_ae"] + ["eval_ae"] * 3 + ["fit_nerf_latent"] * (3 * len(METHODS) * len(HELDOUT)))
+    assert not [j for j in jobs if j["wildcards"].get("ae_seed") == "0" or j["rule"] == "fit_nerf_rgb"]
+    assert "--seed 1 --scenes data/scenes/train --photos data/photos --out results/autoencoders/standard_s1 " in out
+    assert "--autoencoder results/autoencoders/igae_s1 --space-name igae --ae-seed 1 --method ngp" in out
+    _run([sys.executable, "-m", "snakemake", "--cores", "2", "--config", "preset=smoke", "--",
+          "results/autoencoders/standard_s1/model/igae_autoencoder.json"], work)
+    weights = "model/diffusion_pytorch_model.safetensors"
+    a, b = (load_file(work / f"results/autoencoders/standard_s{k}" / weights) for k in (0, 1))
+    assert a.keys() == b.keys() and any(not torch.equal(a[k], b[k]) for k in a)
+    assert (work / "results/autoencoders/standard_s0" / weights).read_bytes() == (
+        snakemake_run / "results/autoencoders/standard_s0" / weights).read_bytes()
+    meta = json.loads((work / "results/autoencoders/standard_s1/model/igae_autoencoder.json").read_text())
+    assert meta["metadata"]["seed"] == 1
 
 
 def test_slurm_profile_dry_run_plans_one_gpu_job_per_fit(repo_root: Path, tmp_path: Path) -> None:

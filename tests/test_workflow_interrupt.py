@@ -34,8 +34,8 @@ STEPS = 80
 # One torch thread: this tiny model trains faster on one, and a machine busy with other work
 # slows two spinning threads far more than one. The reference run uses the same preset.
 THREADS = "training: {threads: 1}\n"
-CHECKPOINTS = "results/checkpoints/standard/checkpoints"
-OUT = "results/autoencoders/standard"
+CHECKPOINTS = "results/checkpoints/standard_s0/checkpoints"  # AE seed 0 (ae_seeds: [0])
+OUT = "results/autoencoders/standard_s0"
 WEIGHTS = "model/diffusion_pytorch_model.safetensors"
 SNAKEMAKE = [sys.executable, "-m", "snakemake", f"{OUT}/model/igae_autoencoder.json", "--cores", "2",
              "--config", "preset=smoke"]
@@ -99,7 +99,7 @@ def _assert_resumed_and_matches_uninterrupted(work: Path, log: str, killed_at: i
     # the reference: the same stage command, uninterrupted, on the same data, in fresh folders
     igae = shutil.which("igae", path=_env()["PATH"])
     assert igae
-    _run([igae, "train-ae", "--params", "params.yaml", "--preset", "smoke", "--scenes", "data/scenes/train",
+    _run([igae, "train-ae", "--params", "params.yaml", "--preset", "smoke", "--seed", "0", "--scenes", "data/scenes/train",
           "--photos", "data/photos", "--out", str(tmp / "reference"), "--work", str(tmp / "reference.work")], work)
     a = load_file(tmp / "reference" / WEIGHTS)
     b = load_file(work / OUT / WEIGHTS)
@@ -123,7 +123,7 @@ def test_killed_snakemake_run_reruns_with_the_same_command_and_resumes_bit_exact
     out = _rerun(SNAKEMAKE, work)
     assert "stale Snakemake lock" in out, out
     assert re.findall(r"^(?:local)?rule (\w+):", out, flags=re.M) == ["train_ae"], out  # only train_ae ran
-    _assert_resumed_and_matches_uninterrupted(work, (work / "results/logs/train_ae.log").read_text(), killed_at,
+    _assert_resumed_and_matches_uninterrupted(work, (work / "results/logs/train_ae_0.log").read_text(), killed_at,
                                               tmp_path)
     assert "Nothing to be done" in _run(SNAKEMAKE + ["-n"], work)
 
@@ -134,11 +134,11 @@ def test_killed_dvc_repro_reruns_with_the_same_command_and_resumes_bit_exactly(r
     cmd = DVC + ["repro", "train_ae"]
     killed_at = _kill_group_mid_training(cmd, work)
     lock = work / "dvc.lock"
-    assert not lock.exists() or "train_ae:" not in lock.read_text()
+    assert not lock.exists() or "train_ae@0:" not in lock.read_text()
     assert not (work / OUT / WEIGHTS).exists()
     out = _rerun(cmd, work)
     # DVC's rwlock records PIDs and drops those of dead processes itself
-    assert "Running stage 'train_ae'" in out and "Running stage 'render_scenes" not in out, out
+    assert "Running stage 'train_ae@0'" in out and "Running stage 'render_scenes" not in out, out
     _assert_resumed_and_matches_uninterrupted(work, out, killed_at, tmp_path)
     second = _run(cmd, work)
     assert "Running stage" not in second, second

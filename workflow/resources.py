@@ -130,7 +130,7 @@ def mem_mb(kind: str, params: Any, on_gpu: bool) -> int:
         return batch * per_image * 4 * 6  # several saved tensors per conv (norm, activation, conv input)
 
     if kind == "render_scenes":
-        n_views = max(s.train.views, s.heldout.views)
+        n_views = max(s.train.views, s.heldout.views, s.validation.views)
         need = n_views * image_u8 * s.supersample**2 * 4 * 4 + 300 * 2**20  # float buffers + one mesh
     elif kind == "build_photos":
         need = photos + 200 * 2**20
@@ -152,7 +152,7 @@ def mem_mb(kind: str, params: Any, on_gpu: bool) -> int:
         need = params.eval_ae.max_images * image_u8 * 4 * 4 + _ae_params(params) * 4
     elif kind in ("fit_nerf_rgb", "fit_nerf_latent"):
         n = params.nerf
-        images = s.heldout.views * image_u8 * 4 * 3  # train and test images, targets
+        images = max(s.heldout.views, s.validation.views) * image_u8 * 4 * 3  # train and test images, targets (tune_nerf: validation)
         rays = n.rgb.rays_per_batch if kind == "fit_nerf_rgb" else n.stage1.rays_per_batch
         if kind == "fit_nerf_latent":
             # stage 2 renders whole latent views and decodes them: as many rays, plus the decoder's activations

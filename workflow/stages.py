@@ -16,9 +16,13 @@ the committed ``dvc.yaml`` is out of date, and compares what each executor track
   preset overrides, or of an unused preset file, reruns nothing).
 - **code** is a dependency of neither executor (README, "When stages rerun").
 
-Command templates use ``{preset}`` and the stage's loop variables (``{set}``, ``{ae}``, ``{space}``,
-``{method}``, ``{scene}``): Snakemake fills them from wildcards, DVC from ``foreach``/``matrix``.
+Command templates use ``{preset}`` and the stage's loop variables (``{set}``, ``{ae}``, ``{ae_seed}``,
+``{space}``, ``{method}``, ``{scene}``): Snakemake fills them from wildcards, DVC from ``foreach``/``matrix``.
 Params keys may use loop variables too (``nerf.method_params.{method}``).
+
+The AE stages and the latent fits run once per AE seed (``ae_seeds``), in folders named by
+:func:`igae.layout.ae_run_name` (``results/autoencoders/{ae}_s{ae_seed}``): DVC loops cannot name one
+item's paths differently, so every seed's paths have the same form.
 """
 
 from __future__ import annotations
@@ -26,12 +30,29 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from igae.config import AE_NAMES, FINETUNE_JOINT_KEYS, RGB_SPACE, Params, nerf_fit_keys
+from igae.config import (AE_NAMES, FINETUNE_JOINT_KEYS, RGB_SPACE, SCENE_SETS, Params, nerf_fit_keys,
+                         scene_render_keys)
+from igae.layout import ae_run_name
 
 PARAMS = "--params params.yaml --preset {preset}"
 AE_DATA = "--scenes data/scenes/train --photos data/photos"
 EFFECTIVE_PARAMS = "data/effective_params.yaml"
 """The effective params, written by the DVC-only stage ``effective_params``; DVC stages' params come from it."""
+SEEDS = "${ae_seeds}"
+"""A DVC loop over the AE seeds (read from params.yaml)."""
+
+
+def ae_dir(ae: str, seed: str = "{ae_seed}") -> str:
+    """``results/autoencoders/<ae>_s<seed>`` (a template by default)."""
+    return f"results/autoencoders/{ae_run_name(ae, seed)}"
+
+
+def checkpoints_dir(ae: str) -> str:
+    """``results/checkpoints/<ae>_s{ae_seed}``: an AE stage's checkpoints (to resume it)."""
+    return f"results/checkpoints/{ae_run_name(ae, '{ae_seed}')}"
+
+
+AE_EVAL = f"results/ae_eval/{ae_run_name('{ae}', '{ae_seed}')}"
 
 
 @dataclass(frozen=True)
@@ -44,7 +65,8 @@ class Stage:
         outs: what it writes (an out may be a dict ``{path: {cache: false, persist: true}}``).
         params: dotted keys of the effective params it reads (see the module docstring).
         metrics / plots: outputs DVC shows with ``dvc metrics`` / ``dvc plots``.
-        foreach / matrix: DVC loops (``foreach`` binds the names given by ``loop_var``).
+        foreach / matrix: DVC loops (``foreach`` binds the names given by ``loop_var``); a loop's values
+            are a list or a DVC reference to a params list (``"${ae_seeds}"``).
         snakemake_cmd: the rule's command when it differs from ``cmd`` (the fits: one job per
             scene under Snakemake, one stage per space x method over the scene set under DVC).
         snakemake_wildcards: Snakemake wildcards beyond the loop variables (``scene`` for fits).
@@ -61,6 +83,7 @@ class Stage:
         local: run on the submitting machine under a cluster executor (``localrules``): stages
             that need apt/dpkg or the network, or are too small to queue.
         executors: which executors run it (``effective_params`` is DVC's only).
+        comment: why the stage is as it is (not written anywhere).
     """
 
     cmd: str
@@ -69,9 +92,9 @@ class Stage:
     params: list[str] = field(default_factory=list)
     metrics: list[str] = field(default_factory=list)
     plots: list[Any] = field(default_factory=list)
-    foreach: list[str] | None = None
+    foreach: list[str] | str | None = None
     loop_var: str | None = None
-    matrix: dict[str, str] | None = None
+    matrix: dict[str, list[str] | str] | None = None
     snakemake_cmd: str | None = None
     snakemake_wildcards: tuple[str, ...] = ()
     log: str | None = None
@@ -91,19 +114,28 @@ class Stage:
         return list(self.matrix or {})
 
 
-def fit_cmd(autoencoder: str, space: str, scene_arg: str, out_tail: str) -> str:
-    return (f"igae fit-nerf {PARAMS} {scene_arg} --autoencoder {autoencoder} --space-name {space} --method {{method}}"
-            f" --out results/nerf/{space}/{{method}}{out_tail} --work results/checkpoints/nerf/{space}/{{method}}{out_tail} --quiet")
+def fit_cmd(autoencoder: str, space: str, folder: str, scene_arg: str, out_tail: str, extra: str = "") -> str:
+    """``igae fit-nerf`` into ``results/nerf/<folder>/{method}<out_tail>`` (checkpoints likewise)."""
+    return (f"igae fit-nerf {PARAMS} {scene_arg} --autoencoder {autoencoder} --space-name {space}{extra} --method {{method}}"
+            f" --out results/nerf/{folder}/{{method}}{out_tail} --work results/checkpoints/nerf/{folder}/{{method}}{out_tail}"
+            " --quiet")
+
+
+LATENT_FIT = ae_run_name("{space}", "{ae_seed}")
+"""The folder of one latent space's fits of one AE seed, under ``results/nerf``."""
 
 
 NOT_CACHED = {"cache": False}
 CHECKPOINTS = {"persist": True, "cache": False}
-AE_TRAINING = ["training", "autoencoder", "seed"]
-"""What every AE training stage reads besides its own section: device, threads, processes, NaN policy; the AE."""
-FIT_PARAMS = ["seed", "training.device", "training.nan_policy", "training.precision", "autoencoder.perceptual",
-              *nerf_fit_keys(),
-              "nerf.method_params.{method}"]
+AE_TRAINING = ["training", "autoencoder"]
+"""What every AE training stage reads besides its own section: device, threads, processes, NaN policy; the AE.
+(Its seed is the AE seed in its command, not the key ``seed``.)"""
+FIT_COMMON = ["seed", "training.device", "training.nan_policy", "training.precision", "autoencoder.perceptual",
+              *nerf_fit_keys()]
+FIT_PARAMS = [*FIT_COMMON, "nerf.method_params.{method}"]
 """What a fit reads: the nerf keys common to all fits, its own method's entry, the device, precision and metric."""
+TUNE_PARAMS = [*FIT_COMMON, "nerf.method_params", "tuning", "ae_seeds"]
+"""What tune_nerf reads: a fit's keys for every method it may fit, the grid, and the AE seeds (it uses the first)."""
 
 STAGES: dict[str, Stage] = {
     "effective_params": Stage(
@@ -127,11 +159,11 @@ STAGES: dict[str, Stage] = {
         local=True),  # reads the fetched catalogue (and objaverse's index over the network)
     "render_scenes": Stage(
         cmd=f"igae render-scenes {PARAMS} --objects data/objects.json --set {{set}} --out data/scenes/{{set}}",
-        foreach=["train", "heldout"], loop_var="set",
+        foreach=list(SCENE_SETS), loop_var="set",
         deps=["data/objects.json"],
-        # Every scenes key: the set's own counts, the other set's count (procedural objects), and the
-        # whole section and assets are recorded in each scene's metadata.
-        params=["seed", "scenes", "assets"],
+        # The rendering keys and the set's own section (recorded in its manifest), not the other sets':
+        # a procedural object's id and geometry depend on its index and seed only, not on the counts.
+        params=["seed", "assets", *scene_render_keys(), "scenes.{set}"],
         outs=["data/scenes/{set}"],
         mem_mb="render_scenes"),
     "build_photos": Stage(
@@ -140,44 +172,48 @@ STAGES: dict[str, Stage] = {
         params=["seed", "photos", "scenes.resolution", "assets.cache_dir"],
         outs=["data/photos"]),
     "train_ae": Stage(
-        cmd=f"igae train-ae {PARAMS} {AE_DATA} --out results/autoencoders/standard --work results/checkpoints/standard",
+        comment="The AE stages take their AE seed from the command (--seed), not from the params key seed.",
+        cmd=f"igae train-ae {PARAMS} --seed {{ae_seed}} {AE_DATA} --out {ae_dir('standard')} --work {checkpoints_dir('standard')}",
+        foreach=SEEDS, loop_var="ae_seed",
         deps=["data/scenes/train", "data/photos"],
         params=[*AE_TRAINING, "train_ae"],
-        outs=["results/autoencoders/standard/model", {"results/checkpoints/standard": CHECKPOINTS}],
-        plots=[{"results/autoencoders/standard/losses.csv": {"x": "step", "cache": False}}],
+        outs=[f"{ae_dir('standard')}/model", {checkpoints_dir("standard"): CHECKPOINTS}],
+        plots=[{f"{ae_dir('standard')}/losses.csv": {"x": "step", "cache": False}}],
         threads="training.threads", mem_mb="train_ae", gpus="per_process"),
     "train_igae": Stage(
-        cmd=(f"igae train-igae {PARAMS} --ae results/autoencoders/standard {AE_DATA} --out results/autoencoders/igae"
-             " --work results/checkpoints/igae"),
-        deps=["results/autoencoders/standard/model", "data/scenes/train", "data/photos"],
+        cmd=(f"igae train-igae {PARAMS} --seed {{ae_seed}} --ae {ae_dir('standard')} {AE_DATA} --out {ae_dir('igae')}"
+             f" --work {checkpoints_dir('igae')}"),
+        foreach=SEEDS, loop_var="ae_seed",
+        deps=[f"{ae_dir('standard')}/model", "data/scenes/train", "data/photos"],
         params=[*AE_TRAINING, "igae", "scenes.object_box"],
-        outs=["results/autoencoders/igae/model", "results/autoencoders/igae/triplanes.pt",
-              "results/autoencoders/igae/renders", {"results/checkpoints/igae": CHECKPOINTS}],
-        plots=[{"results/autoencoders/igae/losses.csv": {"x": "step", "cache": False}}],
+        outs=[f"{ae_dir('igae')}/model", f"{ae_dir('igae')}/triplanes.pt",
+              f"{ae_dir('igae')}/renders", {checkpoints_dir("igae"): CHECKPOINTS}],
+        plots=[{f"{ae_dir('igae')}/losses.csv": {"x": "step", "cache": False}}],
         threads="training.threads", mem_mb="train_igae", gpus="per_process"),
     "finetune_ae": Stage(
-        cmd=(f"igae finetune-ae {PARAMS} --ae results/autoencoders/standard {AE_DATA} --out results/autoencoders/finetuned"
-             " --work results/checkpoints/finetuned"),
-        deps=["results/autoencoders/standard/model", "data/scenes/train", "data/photos"],
+        cmd=(f"igae finetune-ae {PARAMS} --seed {{ae_seed}} --ae {ae_dir('standard')} {AE_DATA} --out {ae_dir('finetuned')}"
+             f" --work {checkpoints_dir('finetuned')}"),
+        foreach=SEEDS, loop_var="ae_seed",
+        deps=[f"{ae_dir('standard')}/model", "data/scenes/train", "data/photos"],
         params=[*AE_TRAINING, "igae.checkpoint_every", *(f"igae.joint.{k}" for k in FINETUNE_JOINT_KEYS)],
-        outs=["results/autoencoders/finetuned/model", {"results/checkpoints/finetuned": CHECKPOINTS}],
-        plots=[{"results/autoencoders/finetuned/losses.csv": {"x": "step", "cache": False}}],
+        outs=[f"{ae_dir('finetuned')}/model", {checkpoints_dir("finetuned"): CHECKPOINTS}],
+        plots=[{f"{ae_dir('finetuned')}/losses.csv": {"x": "step", "cache": False}}],
         threads="training.threads", mem_mb="finetune_ae", gpus="per_process"),
     "eval_ae": Stage(
-        cmd=(f"igae eval-ae {PARAMS} --ae results/autoencoders/{{ae}} --name {{ae}} --photos data/photos"
-             " --heldout data/scenes/heldout --scenes data/scenes/train --out results/ae_eval/{ae}"),
-        foreach=list(AE_NAMES), loop_var="ae",
-        deps=["results/autoencoders/{ae}", "data/photos", "data/scenes/heldout", "data/scenes/train"],
-        params=["seed", "eval_ae", "training.threads", "training.device", "training.precision", "autoencoder.pretrained",
+        cmd=(f"igae eval-ae {PARAMS} --seed {{ae_seed}} --ae {ae_dir('{ae}')} --name {{ae}} --photos data/photos"
+             f" --heldout data/scenes/heldout --scenes data/scenes/train --out {AE_EVAL}"),
+        matrix={"ae": list(AE_NAMES), "ae_seed": SEEDS},
+        deps=[ae_dir("{ae}"), "data/photos", "data/scenes/heldout", "data/scenes/train"],
+        params=["eval_ae", "training.threads", "training.device", "training.precision", "autoencoder.pretrained",
                 "autoencoder.architecture.latent_channels", "autoencoder.perceptual", "scenes.object_box"],
-        metrics=["results/ae_eval/{ae}/metrics.json"],
-        outs=["results/ae_eval/{ae}/per_image.csv"],
+        metrics=[f"{AE_EVAL}/metrics.json"],
+        outs=[f"{AE_EVAL}/per_image.csv"],
         threads="training.threads", mem_mb="eval_ae", gpus="one"),
     "fit_nerf_rgb": Stage(
-        comment=("Snakemake runs one job per scene; DVC one stage per method (per space x method for latent fits) "
-                 "that fits every held-out scene in turn: the same fit per scene, into the same folders."),
-        cmd=fit_cmd("rgb", RGB_SPACE, "--scene-set data/scenes/heldout", ""),
-        snakemake_cmd=fit_cmd("rgb", RGB_SPACE, "--scene data/scenes/heldout/{scene}", "/{scene}"),
+        comment=("Snakemake runs one job per scene; DVC one stage per method (per space x AE seed x method for latent "
+                 "fits) that fits every held-out scene in turn: the same fit per scene, into the same folders."),
+        cmd=fit_cmd("rgb", RGB_SPACE, RGB_SPACE, "--scene-set data/scenes/heldout", ""),
+        snakemake_cmd=fit_cmd("rgb", RGB_SPACE, RGB_SPACE, "--scene data/scenes/heldout/{scene}", "/{scene}"),
         snakemake_wildcards=("scene",), log="fit_nerf/rgb_{method}_{scene}",
         matrix={"method": "${nerf.methods}"},
         deps=["data/scenes/heldout"],
@@ -185,13 +221,26 @@ STAGES: dict[str, Stage] = {
         outs=["results/nerf/rgb/{method}"],
         threads="nerf.threads", mem_mb="fit_nerf_rgb", gpus="one"),
     "fit_nerf_latent": Stage(
-        cmd=fit_cmd("results/autoencoders/{space}", "{space}", "--scene-set data/scenes/heldout", ""),
-        snakemake_cmd=fit_cmd("results/autoencoders/{space}", "{space}", "--scene data/scenes/heldout/{scene}", "/{scene}"),
-        snakemake_wildcards=("scene",), log="fit_nerf/{space}_{method}_{scene}",
-        matrix={"space": "${nerf.autoencoders}", "method": "${nerf.methods}"},
-        deps=["data/scenes/heldout", "results/autoencoders/{space}/model"],
+        cmd=fit_cmd(ae_dir("{space}"), "{space}", LATENT_FIT, "--scene-set data/scenes/heldout", "",
+                    " --ae-seed {ae_seed}"),
+        snakemake_cmd=fit_cmd(ae_dir("{space}"), "{space}", LATENT_FIT, "--scene data/scenes/heldout/{scene}",
+                              "/{scene}", " --ae-seed {ae_seed}"),
+        snakemake_wildcards=("scene",), log=f"fit_nerf/{LATENT_FIT}_{{method}}_{{scene}}",
+        matrix={"space": "${nerf.autoencoders}", "ae_seed": SEEDS, "method": "${nerf.methods}"},
+        deps=["data/scenes/heldout", f"{ae_dir('{space}')}/model"],
         params=FIT_PARAMS,
-        outs=["results/nerf/{space}/{method}"],
+        outs=[f"results/nerf/{LATENT_FIT}/{{method}}"],
+        threads="nerf.threads", mem_mb="fit_nerf_latent", gpus="one"),
+    "tune_nerf": Stage(
+        comment=("Fits the VALIDATION scenes once per value of tuning.param (a no-op record unless tuning.enabled); "
+                 "it reads every method's entry and the AE folders, as tuning.methods and tuning.spaces choose among "
+                 "them. The report never reads its outputs."),
+        cmd=f"igae tune-nerf {PARAMS} --scene-set data/scenes/validation --autoencoders results/autoencoders"
+            " --out results/tuning --work results/checkpoints/tuning",
+        deps=["data/scenes/validation", "results/autoencoders"],
+        params=[*TUNE_PARAMS],
+        outs=["results/tuning"],
+        log_stdout=True,
         threads="nerf.threads", mem_mb="fit_nerf_latent", gpus="one"),
     "summarize_nerf": Stage(
         cmd="igae summarize-nerf --fits results/nerf --out results/nerf_summary",
@@ -209,24 +258,29 @@ STAGES: dict[str, Stage] = {
         outs=["results/tables", "results/figures", "results/report"]),
 }
 
+AE_RUN = ae_dir("{ae}")
 FOLDER_FILES: dict[str, list[str]] = {
     "data/scenes/{set}": ["data/scenes/{set}/manifest.json"],
     "data/photos": ["data/photos/manifest.json"],
+    # {ae} matches a whole AE run folder name here (e.g. igae_s{ae_seed})
     "results/autoencoders/{ae}/model": ["results/autoencoders/{ae}/model/igae_autoencoder.json"],
     "results/autoencoders/{ae}/renders": [],
     "results/autoencoders/{ae}": ["results/autoencoders/{ae}/model/igae_autoencoder.json"],
-    "results/autoencoders": ["results/autoencoders/{ae}/model/igae_autoencoder.json",
-                             "results/autoencoders/{ae}/losses.csv"],
+    "results/autoencoders": [f"{AE_RUN}/model/igae_autoencoder.json", f"{AE_RUN}/losses.csv"],
     "results/checkpoints/{ae}": [],
     "results/nerf/{space}/{method}": ["results/nerf/{space}/{method}/{scene}/metrics.json"],
-    "results/nerf": ["results/nerf/{space}/{method}/{scene}/metrics.json"],
-    "results/ae_eval": ["results/ae_eval/{ae}/metrics.json"],
-    "results/nerf_summary/plots": ["results/nerf_summary/plots/psnr_vs_time_{space}.csv"],
+    "results/nerf": [f"results/nerf/{RGB_SPACE}/{{method}}/{{scene}}/metrics.json",
+                     f"results/nerf/{LATENT_FIT}/{{method}}/{{scene}}/metrics.json"],
+    "results/ae_eval": [f"{AE_EVAL}/metrics.json"],
+    "results/nerf_summary/plots": [f"results/nerf_summary/plots/psnr_vs_time_{RGB_SPACE}.csv",
+                                   "results/nerf_summary/plots/psnr_vs_time_{space}.csv"],
+    "results/tuning": ["results/tuning/summary.csv", "results/tuning/choice.json"],
     # The report's files are listed in the Snakefile (each tagged for `snakemake --report`).
     "results/tables": [], "results/figures": [], "results/report": [],
 }
 """A folder DVC tracks whole -> the files Snakemake tracks for it (``[]``: none, or listed in the Snakefile).
-A wildcard the rule does not bind is expanded over all its values (``{space}``: rgb and nerf.autoencoders)."""
+A wildcard the rule does not bind is expanded over all its values (``{space}``: nerf.autoencoders,
+``{ae_seed}``: ae_seeds)."""
 
 TOP_LEVEL_PLOTS = [{
     "PSNR on test views vs training time (mean over methods and scenes)": {
@@ -235,7 +289,7 @@ TOP_LEVEL_PLOTS = [{
     }
 }]
 
-LOOP_VARS = ("set", "ae", "space", "method", "scene")
+LOOP_VARS = ("set", "ae", "ae_seed", "space", "method", "scene")
 
 
 def snakemake_stages() -> dict[str, Stage]:

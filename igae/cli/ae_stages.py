@@ -21,13 +21,18 @@ from igae.io import atomic_dir, save_png_atomic, sha256_file
 from igae.provenance import provenance
 
 
+def _stage_params(args: argparse.Namespace) -> Params:
+    """The params, with ``seed`` replaced by the stage's AE seed (``--seed``) when one is given."""
+    return load_params(args.params, preset=args.preset, overrides=None if args.seed is None else {"seed": args.seed})
+
+
 def _setup(args: argparse.Namespace) -> tuple[Params, torch.device, Any]:
     """Params, device and data-parallel context; re-launches under torch.distributed.run
     when ``training.processes`` > 1 and this process was not started by it."""
     from igae.train.distributed import init_distributed, resolve_device, set_threads
     from igae.train.precision import configure_precision
 
-    params = load_params(args.params, preset=args.preset)
+    params = _stage_params(args)
     procs = params.training.processes
     if procs > 1 and "WORLD_SIZE" not in os.environ:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}",
@@ -257,7 +262,7 @@ def cmd_eval_ae(args: argparse.Namespace) -> None:
     from igae.train.distributed import resolve_device, set_threads
     from igae.train.precision import configure_precision
 
-    params = load_params(args.params, preset=args.preset)
+    params = _stage_params(args)
     set_threads(params.training.threads)
     device = resolve_device(params.training.device, params.training.jobs_per_gpu)
     configure_precision(params.training.precision, device)  # TF32 switches, stated explicitly
@@ -305,6 +310,9 @@ def register(sub: argparse._SubParsersAction, add_params_args: Callable[[argpars
     def add(name: str, handler, help_: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
         add_params_args(p)
+        p.add_argument("--seed", type=int, default=None,
+                       help="the AE seed (one of ae_seeds): used instead of params' seed wherever this stage draws "
+                       "(init, batches, samples) and recorded in its outputs (default: params' seed)")
         p.set_defaults(handler=handler)
         return p
 

@@ -12,7 +12,8 @@ from igae.assets import make_source
 from igae.assets.base import ObjectRecord, ObjectSource
 from igae.assets.debian import fetch_debian_package
 from igae.cli.common import log
-from igae.config import AssetsParams, Params, effective_params_yaml, load_params, params_json_schema
+from igae.config import (SCENE_SETS, AssetsParams, Params, effective_params_yaml, load_params, params_json_schema,
+                         tuning_variants)
 from igae.errors import InputError
 from igae.io import write_json_atomic, write_text_atomic
 from igae.provenance import provenance
@@ -46,6 +47,12 @@ def object_source(assets: AssetsParams, needed: int, seed: int) -> ObjectSource:
     return make_source(assets.source, **kwargs)
 
 
+def objects_needed(params: Params) -> int:
+    """Objects the scene sets draw: training, test (held-out) and validation scenes."""
+    sc = params.scenes
+    return sc.train.count + sc.heldout.count + sc.validation.count
+
+
 def cmd_fetch_assets(args: argparse.Namespace) -> None:
     params = _params(args)
     fetched = {}
@@ -60,11 +67,12 @@ def cmd_select_objects(args: argparse.Namespace) -> None:
     from igae.assets.select import select_objects
 
     params = _params(args)
-    sc = params.scenes
-    source = object_source(params.assets, sc.train.count + sc.heldout.count, params.seed)
+    source = object_source(params.assets, objects_needed(params), params.seed)
     records = source.list_objects()
     log(f"source {params.assets.source}: {len(records)} usable objects")
-    chosen = select_objects(records, sc.train.count, sc.heldout.count, params.assets.heldout_categories, params.seed)
+    sc = params.scenes
+    chosen = select_objects(records, sc.train.count, sc.heldout.count, params.assets.heldout_categories, params.seed,
+                            validation_count=sc.validation.count)
     write_json_atomic(args.out, {
         "source": params.assets.source,
         "candidates": len(records),
@@ -87,18 +95,20 @@ def cmd_render_scenes(args: argparse.Namespace) -> None:
         raise InputError(f"not an objects file of this version ({exc})", objects_file) from None
     sc = params.scenes
     set_params = getattr(sc, args.set)
-    if args.set == "heldout" and sc.heldout.source == "folder":  # the user's scenes: copied, never written
-        import_scene_set(sc.heldout.folder, args.out, args.set, params_snapshot={"preset": params.preset,
-                         "scenes": sc.model_dump()}, progress=log)
+    # What this set is made with: the rendering keys and its own section (not the other sets').
+    scenes_read = {k: v for k, v in sc.model_dump().items() if k not in SCENE_SETS or k == args.set}
+    if getattr(set_params, "source", "render") == "folder":  # the user's scenes: copied, never written
+        import_scene_set(set_params.folder, args.out, args.set, params_snapshot={"preset": params.preset,
+                         "scenes": scenes_read}, progress=log)
         return
-    source = object_source(params.assets, sc.train.count + sc.heldout.count, params.seed)
+    source = object_source(params.assets, objects_needed(params), params.seed)
     render_scene_set(
         records, source, args.out, args.set,
         views=set_params.views, test_views=set_params.test_views,
         resolution=sc.resolution, supersample=sc.supersample, background=sc.background,
         object_box=sc.object_box, radius=sc.radius, fov_deg=sc.fov_deg, elevation_deg=sc.elevation_deg,
         seed=params.seed,
-        params_snapshot={"preset": params.preset, "scenes": sc.model_dump(), "assets": params.assets.model_dump()},
+        params_snapshot={"preset": params.preset, "scenes": scenes_read, "assets": params.assets.model_dump()},
         progress=log,
     )
 
@@ -130,6 +140,7 @@ def cmd_check_params(args: argparse.Namespace) -> None:
     params = _params(args)
     for method, cfg in params.nerf.method_params.items():  # names only; values are checked when built
         check_hyperparameters(method, cfg.hyper, where=f"nerf.method_params.{method}.hyper")
+    tuning_variants(params)  # tuning.param and each of tuning.values
     log(f"{args.params} (preset {params.preset}) is valid")
     if args.out:
         write_text_atomic(args.out, effective_params_yaml(params))
@@ -152,10 +163,11 @@ def register(sub: argparse._SubParsersAction, add_params_args: Callable[[argpars
             "List the objects of assets.source (filtered) and choose the training and held-out objects.")
     p.add_argument("--out", required=True, help="objects JSON file to write")
     p = add("render-scenes", cmd_render_scenes,
-            "Render one scene set (train or heldout) into scene folders (PNG + nerfstudio transforms.json) "
-            "and a dataset manifest.")
+            "Render one scene set (train, validation or heldout) into scene folders (PNG + nerfstudio "
+            "transforms.json) and a dataset manifest; a validation or heldout set whose source is 'folder' is "
+            "copied from that folder instead.")
     p.add_argument("--objects", required=True, help="objects JSON from select-objects")
-    p.add_argument("--set", required=True, choices=["train", "heldout"], help="which scene set")
+    p.add_argument("--set", required=True, choices=list(SCENE_SETS), help="which scene set")
     p.add_argument("--out", required=True, help="output folder of the scene set")
     p = add("build-photos", cmd_build_photos,
             "Build the real-photo set (random crops of packaged photos, split by photo) with a licence manifest.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Callable
 
@@ -37,17 +38,34 @@ def cmd_fit_nerf(args: argparse.Namespace) -> None:
     if args.scene is not None:
         jobs = [(Path(args.scene), out, work_root)]
     else:
-        root = Path(args.scene_set)
-        scenes = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")) if root.is_dir() else []
-        if not scenes:
-            raise InputError("no scene folders in this scene set", root)
-        jobs = [(d, out / d.name, work_root / d.name) for d in scenes]
+        from igae.data.scene import scene_folders
+
+        jobs = [(d, out / d.name, work_root / d.name) for d in scene_folders(args.scene_set)]
     for scene_dir, scene_out, work in jobs:
         run_fit(FitJob(scene_dir, args.autoencoder, args.method, scene_out, work, aabb=args.aabb,
                        space_name=args.space_name, progress=not args.quiet, downscale=args.downscale,
-                       allow_unbounded=args.allow_unbounded), params, threads, log)
+                       allow_unbounded=args.allow_unbounded, ae_seed=args.ae_seed), params, threads, log)
     if args.scene_set is not None and work_root.is_dir() and not any(work_root.iterdir()):
         work_root.rmdir()
+
+
+def cmd_tune_nerf(args: argparse.Namespace) -> None:
+    """Fit the validation scenes once per value of ``tuning.param``; print the mean PSNR per value."""
+    from igae.nerf.tuning import run_tuning
+    from igae.train.distributed import set_threads
+
+    params = load_params(args.params, preset=args.preset)
+    threads = set_threads(params.nerf.threads)
+    record = run_tuning(params, Path(args.scene_set), Path(args.autoencoders), Path(args.out), Path(args.work),
+                        threads, log)
+    if record["enabled"]:
+        print(f"{record['param']}: mean validation PSNR per value ({len(record['scenes'])} validation scenes)")
+        for entry in record["values"]:
+            print(f"  {json.dumps(entry['value'])}: {entry['psnr']:.3f} dB ({entry['fits']} fits)")
+        print(f"chosen: {json.dumps(record['value'])}")
+    else:
+        print(record["note"])
+    log(f"wrote {args.out}")
 
 
 def cmd_summarize_nerf(args: argparse.Namespace) -> None:
@@ -134,9 +152,22 @@ def register(sub: argparse._SubParsersAction, add_params_args: Callable[[argpars
                    "images_N folders when present, else the images resized on load (default: %(default)s)")
     p.add_argument("--allow-unbounded", action="store_true", help="skip the checks that the scene is bounded and "
                    "object-centred (cameras facing one point, background at the image borders)")
+    p.add_argument("--ae-seed", type=int, default=None, help="the autoencoder's seed (one of ae_seeds), recorded in "
+                   "metrics.json as ae_seed so fits pair on it (default: the seed the AE folder records; none for rgb)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: nerf.threads)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_fit_nerf)
+
+    help_ = ("Choose a fit hyper-parameter on the validation scenes: fit them once per value of tuning.param "
+             "(spaces, methods: tuning) and write summary.csv and choice.json (the best mean validation PSNR).")
+    p = sub.add_parser("tune-nerf", help=help_, description=help_)
+    add_params_args(p)
+    p.add_argument("--scene-set", required=True, help="the validation scene set (data/scenes/validation)")
+    p.add_argument("--autoencoders", required=True, help="folder of the AE runs <ae>_s<seed> (results/autoencoders)")
+    p.add_argument("--out", required=True, help="output folder (replaced whole): summary.csv, choice.json, fits/")
+    p.add_argument("--work", default="results/checkpoints/tuning",
+                   help="checkpoint folder of the fits, to resume an interrupted fit (default: %(default)s)")
+    p.set_defaults(handler=cmd_tune_nerf)
 
     help_ = "Collect every fit's metrics.json into per_fit.csv, per-(space, method) means and the goal checks."
     p = sub.add_parser("summarize-nerf", help=help_, description=help_)

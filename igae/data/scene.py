@@ -20,7 +20,20 @@ from igae.data import blender_format, nerfstudio_format
 from igae.data.scene_common import SPLIT_NAMES, WHITE, Scene
 from igae.errors import InputError
 
-__all__ = ["SPLIT_NAMES", "WHITE", "Scene", "read_scene", "write_scene"]
+__all__ = ["SPLIT_NAMES", "WHITE", "Scene", "read_scene", "scene_folders", "write_scene"]
+
+
+def scene_folders(scene_set: str | Path) -> list[Path]:
+    """The scene folders of a scene set (its sub-folders, sorted by name; hidden ones skipped).
+
+    Raises:
+        InputError: the set is missing or holds no folders.
+    """
+    root = Path(scene_set)
+    scenes = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")) if root.is_dir() else []
+    if not scenes:
+        raise InputError("no scene folders in this scene set", root)
+    return scenes
 
 
 def read_scene(

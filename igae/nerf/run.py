@@ -36,6 +36,8 @@ class FitJob:
         progress: show a progress bar.
         downscale: read ``images_N`` (nerfstudio's downscaled copies), see :func:`igae.data.scene.read_scene`.
         allow_unbounded: skip the bounded-scene checks (:func:`igae.data.scene_box.check_bounded`).
+        ae_seed: the AE's seed (one of ``ae_seeds``), recorded in ``metrics.json`` so fits pair on it;
+            None: the seed the AE folder records, if any (an RGB fit has none).
     """
 
     scene_dir: Path
@@ -48,6 +50,7 @@ class FitJob:
     progress: bool = True
     downscale: int = 1
     allow_unbounded: bool = False
+    ae_seed: int | None = None
 
 
 def scene_aabb_half(scene, override: float | str | None) -> tuple[float | None, str]:
@@ -93,6 +96,17 @@ def place_scene(scene, job: "FitJob") -> tuple[Any, float, str, dict[str, Any] |
     return moved, box.aabb_half, source, box.record()
 
 
+def fit_ae_seed(given: int | None, recorded: Any, ae_dir: Path) -> int | None:
+    """The AE seed a latent fit records: ``--ae-seed`` (``given``) or the seed the AE folder records.
+
+    Raises:
+        InputError: both exist and differ (the fit would be paired with another seed's fits).
+    """
+    if given is not None and isinstance(recorded, int) and recorded != given:
+        raise InputError(f"--ae-seed {given}, but this autoencoder records seed {recorded}", ae_dir)
+    return given if given is not None else (recorded if isinstance(recorded, int) else None)
+
+
 def run_fit(job: FitJob, params: Params, threads: int, log: Callable[[str], None] = lambda message: None
             ) -> dict[str, Any]:
     """Fit, evaluate and write one scene's fit folder; returns its ``metrics.json`` content.
@@ -126,7 +140,9 @@ def run_fit(job: FitJob, params: Params, threads: int, log: Callable[[str], None
     scene = read_scene(job.scene_dir, splits_required=("train", "test"), downscale=job.downscale)
     scene, aabb_half, aabb_source, scene_transform = place_scene(scene, job)
     if job.autoencoder == "rgb":
-        space, ae_dir = "rgb", None
+        if job.ae_seed is not None:
+            raise InputError(f"--ae-seed {job.ae_seed}: an RGB fit uses no autoencoder")
+        space, ae_dir, ae_seed = "rgb", None, None
         data = prepare_rgb(scene, device)
     else:
         ae_dir = Path(job.autoencoder)
@@ -134,6 +150,7 @@ def run_fit(job: FitJob, params: Params, threads: int, log: Callable[[str], None
         a = params.autoencoder  # a plain diffusers folder is imported here, its scale calibrated on this scene's train views
         ae = open_autoencoder(ae_dir, a.normalizer_scale, a.normalizer_target_std, a.normalizer_calibration_images,
                               lambda: ([scene.subset("train").images], f"training views of {scene.root}"))
+        ae_seed = fit_ae_seed(job.ae_seed, ae.metadata.get("seed"), ae_dir)
         data = prepare_latent(scene, ae, space, device, cfg.posterior, params.seed)
     seed = params.seed
     field = build_method_field(job.method, data, method_cfg, aabb_half, seed).to(device)
@@ -163,7 +180,7 @@ def run_fit(job: FitJob, params: Params, threads: int, log: Callable[[str], None
     summary = summarize(evaluation.per_view)
     metrics: dict[str, Any] = {
         "scene": scene.root.name, "scene_dir": str(job.scene_dir), "method": job.method, "space": space,
-        "autoencoder": str(ae_dir) if ae_dir else None,
+        "autoencoder": str(ae_dir) if ae_dir else None, "ae_seed": ae_seed,
         "normalizer": None if data.ae is None else {"scale": data.ae.normalizer.scale, "eps": data.ae.normalizer.eps},
         "metrics": {k: v["mean"] for k, v in summary.items()}, "metrics_summary": summary,
         "perceptual_backend": perceptual.backend, "evaluated_on": "test split of the scene (never trained on)",

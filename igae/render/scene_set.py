@@ -149,29 +149,29 @@ def _read_checksums(scene_dir: Path) -> dict[str, str]:
     return dict(data["igae"]["image_sha256"])
 
 
-def user_scene_folders(folder: str | Path) -> list[Path]:
+def user_scene_folders(folder: str | Path, set_name: str = "heldout") -> list[Path]:
     """The scenes of a user's scene set: sorted subfolders holding ``transforms.json`` (nerfstudio)
     or ``transforms_train.json`` (NeRF-synthetic).
 
     Raises:
-        InputError: the folder is missing or holds no scene folders.
+        InputError: the folder is missing or holds no scene folders (naming ``scenes.<set_name>.folder``).
     """
     root = Path(folder)
     if not root.is_dir():
-        raise InputError("scenes.heldout.folder: not a folder", root)
+        raise InputError(f"scenes.{set_name}.folder: not a folder", root)
     scenes = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
                     and ((d / "transforms.json").is_file() or (d / "transforms_train.json").is_file()))
     if not scenes:
-        raise InputError("scenes.heldout.folder: no scene folders in it (each scene is a subfolder with "
+        raise InputError(f"scenes.{set_name}.folder: no scene folders in it (each scene is a subfolder with "
                          "transforms.json or transforms_train.json)", root)
     return scenes
 
 
-def heldout_scene_ids(scenes: Any) -> list[str]:
-    """The held-out set's scene ids (``scene_000``, ...) for ``scenes`` params (a ``ScenesParams``):
-    ``count`` of them when rendered, one per scene folder of ``scenes.heldout.folder`` otherwise."""
-    held = scenes.heldout
-    n = held.count if held.source == "render" else len(user_scene_folders(held.folder))
+def scene_ids(scenes: Any, set_name: str = "heldout") -> list[str]:
+    """A fitted set's scene ids (``scene_000``, ...) for ``scenes`` params (a ``ScenesParams``):
+    ``count`` of them when rendered, one per scene folder of ``scenes.<set_name>.folder`` otherwise."""
+    cfg = getattr(scenes, set_name)
+    n = cfg.count if cfg.source == "render" else len(user_scene_folders(cfg.folder, set_name))
     return [scene_id(i) for i in range(n)]
 
 
@@ -193,10 +193,10 @@ def import_scene_set(folder: str | Path, out_dir: str | Path, set_name: str, par
 
     out_dir, source = Path(out_dir), Path(folder).resolve()
     if out_dir.resolve() == source or source in out_dir.resolve().parents or out_dir.resolve() in source.parents:
-        raise InputError(f"scenes.heldout.folder must lie outside the pipeline's {out_dir} (and not contain it)",
+        raise InputError(f"scenes.{set_name}.folder must lie outside the pipeline's {out_dir} (and not contain it)",
                          source)
     check_own_scene_set(out_dir)
-    scenes = user_scene_folders(source)
+    scenes = user_scene_folders(source, set_name)
     entries = []
     with atomic_dir(out_dir) as tmp:
         for index, scene_dir in enumerate(scenes):

@@ -19,6 +19,7 @@ import yaml
 
 from igae.eval.nerf_summary import collect_fits
 from igae.io import write_text_atomic
+from igae.layout import ae_runs, fit_dir
 from igae.report import figures as figs
 from igae.report import tables as tabs
 
@@ -71,9 +72,10 @@ def build_figures(fits: pd.DataFrame, inp: ReportInputs) -> dict[str, list[str]]
     out["speed"] += ["psnr_vs_time", "render_time"]
     figs.save_figure(figs.autoencoder_bars(inp.ae_eval), inp.figures, "autoencoders")
     out["autoencoders"].append("autoencoders")
-    for ae in tabs.AE_NAMES:
-        losses = inp.autoencoders / ae / "losses.csv"
-        if losses.is_file():
+    for ae in tabs.AE_NAMES:  # the first AE seed's training
+        folder = next((f for name, _, f in ae_runs(inp.autoencoders) if name == ae), None)
+        losses = None if folder is None else folder / "losses.csv"
+        if losses is not None and losses.is_file():
             figs.save_figure(figs.training_curves(losses, f"{tabs.SPACE_LABELS[ae]} training losses"),
                              inp.figures, f"training_{ae}")
             out["autoencoders"].append(f"training_{ae}")
@@ -152,7 +154,7 @@ def render_html(fits: pd.DataFrame, tables: dict[str, pd.DataFrame], figures: di
         ".gifs td{text-align:center;font-size:11px}</style></head><body>",
         "<h1>IG-AE pipeline report</h1>",
         f"<p>{len(fits)} per-scene fits on {fits['scene'].nunique()} held-out scenes; every number below is computed "
-        f"from the fits' <code>metrics.json</code> files (<code>results/nerf/&lt;space&gt;/&lt;method&gt;/&lt;scene&gt;/</code>), "
+        f"from the fits' <code>metrics.json</code> files (<code>results/nerf/&lt;space&gt;_s&lt;AE seed&gt;/&lt;method&gt;/&lt;scene&gt;/</code>, RGB fits in <code>results/nerf/rgb/</code>), "
         f"evaluated on test views only. Perceptual metric: {html.escape(tabs.perceptual_label(fits))}. "
         f"Device: {html.escape(str(prov.get('device')))}.</p>",
         "<section id='summary'><h2>Summary</h2>", _table_html(tables["novel_view_synthesis"]),
@@ -176,7 +178,7 @@ def render_html(fits: pd.DataFrame, tables: dict[str, pd.DataFrame], figures: di
     for m in methods:
         cells = []
         for s in spaces:
-            gif = inp.fits / s / m / scene / "turntable.gif"
+            gif = fit_dir(inp.fits, s, m, scene) / "turntable.gif"  # latent spaces: the first AE seed's fit
             cells.append(f"<td><img src='{rel(gif)}' alt='turntable {s} {m}'></td>" if gif.is_file() else "<td>–</td>")
         rows.append(f"<tr><th>{html.escape(tabs.METHOD_LABELS.get(m, m))}</th>{''.join(cells)}</tr>")
     parts += [f"<section id='turntables'><h2>Turntables ({html.escape(scene)})</h2>"

@@ -20,8 +20,9 @@ import torch  # noqa: E402
 
 from igae.eval.nerf_summary import mean_curve  # noqa: E402
 from igae.io import write_bytes_atomic  # noqa: E402
+from igae.layout import ae_runs, fit_dir, has_space  # noqa: E402
 from igae.nerf.artifact import LATENTS_FILE, load_fit  # noqa: E402
-from igae.report.tables import AE_NAMES, METHOD_LABELS, SPACE_LABELS, SPACES  # noqa: E402
+from igae.report.tables import AE_NAMES, METHOD_LABELS, SPACE_LABELS, SPACES, ae_run_labels  # noqa: E402
 
 SPACE_COLOURS = dict(zip(SPACES, ("#4d4d4d", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b")))
 
@@ -39,10 +40,6 @@ def save_figure(fig: plt.Figure, folder: Path, stem: str) -> list[Path]:
     return paths
 
 
-def fit_dir(fits_root: Path, space: str, method: str, scene: str) -> Path:
-    return fits_root / space / method / scene
-
-
 def prediction_and_truth(fit: Path, view: str) -> tuple[np.ndarray, np.ndarray]:
     """The render and the ground truth of one test view of a fit (see :meth:`FitArtifact.test_render`)."""
     return load_fit(fit).test_render(view)
@@ -56,7 +53,7 @@ def view_psnr(fit: Path, view: str) -> float:
 def qualitative_grid(fits_root: Path, scene: str, methods: list[str], view: str | None = None) -> plt.Figure:
     """Rows: methods; columns: ground truth | RGB NeRF | standard-AE latent NeRF | IG-AE latent NeRF,
     on one test view, each render titled with its PSNR on that view."""
-    spaces = [s for s in ("rgb", "standard", "igae") if (fits_root / s).is_dir()]
+    spaces = [s for s in ("rgb", "standard", "igae") if has_space(fits_root, s)]  # latent: the first AE seed's fits
     first = fit_dir(fits_root, spaces[0], methods[0], scene)
     view = view or str(load_fit(first).per_view()["view"].iloc[0])
     fig, axes = plt.subplots(len(methods), 1 + len(spaces), figsize=(2.0 * (1 + len(spaces)), 2.1 * len(methods)),
@@ -105,7 +102,7 @@ def latent_consistency(fits_root: Path, scene: str, method: str, views: int = 4)
     (bottom) for a few test views, through a fixed PCA per AE. A 3D-consistent latent space is
     one a NeRF can reproduce: its two rows look alike."""
     blobs = {s: load_fit(fit_dir(fits_root, s, method, scene)).latents() for s in ("standard", "igae")
-             if (fit_dir(fits_root, s, method, scene) / LATENTS_FILE).is_file()}
+             if has_space(fits_root, s) and (fit_dir(fits_root, s, method, scene) / LATENTS_FILE).is_file()}
     spaces = list(blobs)
     if not spaces:
         return placeholder(f"No latent fit of {scene} with {method} saved its latents (latents.pt).")
@@ -133,10 +130,10 @@ def speed_quality(fits: pd.DataFrame, fits_root: Path) -> plt.Figure:
     fig, axes = plt.subplots(1, len(methods), figsize=(3.4 * len(methods), 3.0), squeeze=False, sharey=True)
     for ax, method in zip(axes[0], methods):
         for space in SPACES:
-            scenes = fits[(fits["method"] == method) & (fits["space"] == space)]["scene"]
-            if scenes.empty:
+            sources = fits[(fits["method"] == method) & (fits["space"] == space)]["source"]
+            if sources.empty:
                 continue
-            curve = mean_curve([fit_dir(fits_root, space, method, s) / "curve.csv" for s in scenes])
+            curve = mean_curve([Path(src).with_name("curve.csv") for src in sources])  # scenes (x AE seeds)
             ax.plot(curve["train_seconds"], curve["psnr"], "o-", color=SPACE_COLOURS[space], label=SPACE_LABELS[space], ms=4)
         ax.set_title(METHOD_LABELS.get(method, method), fontsize=10)
         ax.set_xlabel("training time (s)")
@@ -202,14 +199,15 @@ def training_curves(losses_csv: Path, title: str) -> plt.Figure:
 def autoencoder_bars(ae_eval_dir: Path) -> plt.Figure:
     """Reconstruction PSNR (mean ± std) of each AE on held-out photos and held-out scene views."""
     sets = (("photos_test", "real photos"), ("heldout_scene_views", "scene views"))
-    aes = [a for a in AE_NAMES if (ae_eval_dir / a / "metrics.json").is_file()]
+    runs = [r for r in ae_runs(ae_eval_dir) if (r[2] / "metrics.json").is_file()]
+    labels = ae_run_labels([(ae, seed) for ae, seed, _ in runs])
     fig, ax = plt.subplots(figsize=(5.0, 3.0))
-    width = 0.8 / max(len(aes), 1)
-    for j, ae in enumerate(aes):
-        m = json.loads((ae_eval_dir / ae / "metrics.json").read_text())["metrics"]
-        x = np.arange(len(sets)) + (j - (len(aes) - 1) / 2) * width
+    width = 0.8 / max(len(runs), 1)
+    for j, ((ae, _, folder), label) in enumerate(zip(runs, labels)):
+        m = json.loads((folder / "metrics.json").read_text())["metrics"]
+        x = np.arange(len(sets)) + (j - (len(runs) - 1) / 2) * width
         ax.bar(x, [m[s]["psnr"]["mean"] for s, _ in sets], width, yerr=[m[s]["psnr"]["std"] for s, _ in sets],
-               color=SPACE_COLOURS[ae], label=SPACE_LABELS[ae], capsize=3)
+               color=SPACE_COLOURS[ae], label=label, capsize=3)
     ax.set_xticks(np.arange(len(sets)), [label for _, label in sets])
     ax.set_ylabel("reconstruction PSNR (dB)")
     ax.legend(fontsize=7)

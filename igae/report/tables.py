@@ -16,10 +16,11 @@ from igae.config import AE_NAMES, AUTOENCODERS, RGB_SPACE
 from igae.errors import InputError
 from igae.fields.registry import METHOD_LABELS
 from igae.io import write_text_atomic
+from igae.layout import ae_runs
 
 SPACES = (RGB_SPACE, *AE_NAMES)
 SPACE_LABELS = {RGB_SPACE: "RGB NeRF", **AUTOENCODERS}
-__all__ = ["AE_NAMES", "METHOD_LABELS", "SPACES", "SPACE_LABELS"]  # names the figures and the page use too
+__all__ = ["AE_NAMES", "METHOD_LABELS", "SPACES", "SPACE_LABELS", "ae_run_labels"]  # names the figures and the page use too
 
 
 def perceptual_label(fits: pd.DataFrame) -> str:
@@ -99,13 +100,18 @@ def speed_table(fits: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["method", "space"]).round(2)
 
 
+def ae_run_labels(runs: list[tuple[str, int]]) -> list[str]:
+    """Table labels of AE runs ``(ae, seed)``: the AE's name, with its seed when several seeds ran."""
+    several = len({seed for _, seed in runs}) > 1
+    return [f"{SPACE_LABELS[ae]} (AE seed {seed})" if several else SPACE_LABELS[ae] for ae, seed in runs]
+
+
 def autoencoding_table(ae_eval_dir: str | Path) -> pd.DataFrame:
-    """Per AE, reconstruction PSNR / SSIM / perceptual on held-out photos and held-out scene views."""
+    """Per AE (and AE seed), reconstruction PSNR / SSIM / perceptual on held-out photos and held-out scene views."""
     rows, label = {}, None
-    for ae in AE_NAMES:
-        path = Path(ae_eval_dir) / ae / "metrics.json"
-        if not path.is_file():
-            continue
+    runs = [r for r in ae_runs(ae_eval_dir) if (r[2] / "metrics.json").is_file()]
+    for (ae, _, folder), name in zip(runs, ae_run_labels([(ae, seed) for ae, seed, _ in runs])):
+        path = folder / "metrics.json"
         try:
             data = json.loads(path.read_text())
             backend = data["perceptual_backend"]
@@ -120,9 +126,9 @@ def autoencoding_table(ae_eval_dir: str | Path) -> pd.DataFrame:
             row[(title, "SSIM ↑")] = f"{m['ssim']['mean']:.3f} ± {m['ssim']['std']:.3f}"
             if "perceptual" in m:
                 row[(title, f"{backend} ↓")] = f"{m['perceptual']['mean']:.3f} ± {m['perceptual']['std']:.3f}"
-        rows[SPACE_LABELS[ae]] = row
+        rows[name] = row
     if not rows:
-        raise InputError("no AE evaluation results (<ae>/metrics.json)", ae_eval_dir)
+        raise InputError("no AE evaluation results (<ae>_s<seed>/metrics.json)", ae_eval_dir)
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.columns = pd.MultiIndex.from_tuples(table.columns)
     table.index.name = "autoencoder"

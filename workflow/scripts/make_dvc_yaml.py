@@ -46,7 +46,7 @@ def stage_dict(stage: Stage) -> dict[str, Any]:
     if stage.plots:
         body["plots"] = _paths(stage.plots, stage)
     if stage.foreach is not None:
-        return {"foreach": list(stage.foreach), "do": body}
+        return {"foreach": stage.foreach if isinstance(stage.foreach, str) else list(stage.foreach), "do": body}
     if stage.matrix is not None:
         return {"matrix": dict(stage.matrix), **body}
     return body
