@@ -14,8 +14,9 @@ from igae.eval.nerf_summary import check_goals, collect_fits, summarize_fits
 
 
 def write_fit(root: Path, space: str, method: str, scene: str, psnr: float, train_s: float, render_s: float,
-              **extra) -> Path:
-    folder = root / space / method / scene
+              folder_name: str | None = None, **extra) -> Path:
+    """A fit's metrics.json and curve.csv in ``root/<folder_name or space>/<method>/<scene>``."""
+    folder = root / (folder_name or space) / method / scene
     folder.mkdir(parents=True)
     metrics = {
         "space": space, "method": method, "scene": scene, "seed": 0,

@@ -183,9 +183,9 @@ def metrics_tree(summary: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]
 
 
 GOALS = {
-    "igae_minus_standard_psnr": ("IG-AE - standard AE, test PSNR", "dB", 1.0,
+    "igae_minus_standard_psnr": ("IG-AE − standard AE, test PSNR", "dB", 1.0,
                                  "mean >= +1 dB and the CI's lower bound > 0"),
-    "igae_minus_finetuned_psnr": ("IG-AE - fine-tuned AE (ablation), test PSNR", "dB", 0.0,
+    "igae_minus_finetuned_psnr": ("IG-AE − fine-tuned AE (ablation), test PSNR", "dB", 0.0,
                                   "mean > 0 and the CI's lower bound > 0"),
     "render_time_ratio": ("latent / RGB render time per frame (slowest latent space)", "x", 0.2,
                           "<= 0.2 in every latent space"),

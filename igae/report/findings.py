@@ -91,6 +91,8 @@ def comparison_summary(rows: pd.DataFrame, labels: dict[str, str], method_labels
     name, unit, higher_better = metric_text(str(first["metric"]), perceptual_label)
     a, b = labels.get(str(first["a"]), str(first["a"])), labels.get(str(first["b"]), str(first["b"]))
     groups: dict[str, list[str]] = {}
+    order = {m: i for i, m in enumerate(method_labels)}
+    rows = rows.iloc[sorted(range(len(rows)), key=lambda i: order.get(str(rows["method"].iloc[i]), len(order)))]
     for r in rows.itertuples():
         key = verdict(float(r.mean), float(r.lo), float(r.hi), higher_better)
         groups.setdefault(key, []).append(

@@ -98,6 +98,8 @@ def equal_time_sentences(r: Results, spaces: tuple[str, ...] = ("igae",)) -> lis
         part = et[et["space"] == space] if len(et) else et
         if part.empty:
             continue
+        order = {m: i for i, m in enumerate(_methods(part["method"]))}
+        part = part.sort_values("method", key=lambda s: s.map(order))
         name = SPACE_LABELS[space]
         items = [(f"{METHOD_LABELS.get(row.method, row.method)} ({row.latent_train_s:.1f} s vs {row.rgb_train_s:.1f} s"
                   + (f"; {row.outside} outside the RGB curve" if row.outside else "") + ")",

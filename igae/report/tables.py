@@ -110,7 +110,7 @@ def paired_differences_table(paired: pd.DataFrame) -> pd.DataFrame:
     if table.empty:
         return table
     order = {label: i for i, label in enumerate(METHOD_LABELS.values())}
-    table = table.loc[sorted(table.index, key=lambda k: (order.get(k[0], len(order)), k[0]))]
+    table = table.loc[sorted(table.index, key=lambda k: order.get(k[0], len(order)))]  # stable: comparisons keep their order
     table = table[[c for c in table.columns if c != "n"] + ["n"]]
     table.index = pd.MultiIndex.from_tuples(table.index, names=["method", "comparison"])
     return table
@@ -126,6 +126,9 @@ def per_unit_differences_table(units: pd.DataFrame) -> pd.DataFrame:
         psnr["ae_seed"] = psnr["ae_seed"].astype(int)
     table = psnr.pivot_table(index=index, columns="comparison", values="diff", aggfunc="first")
     table = table[[c for c in labels if c in table.columns]].rename(columns=labels).round(2)
+    order = {m: i for i, m in enumerate(METHOD_LABELS)}
+    table = table.iloc[sorted(range(len(table)), key=lambda i: (order.get(table.index[i][0], len(order)), table.index[i]))]
+    table = table.rename(index=METHOD_LABELS, level="method")
     table.columns.name = "PSNR difference (dB)"
     return table
 
@@ -138,8 +141,8 @@ def goals_table(goals: dict) -> pd.DataFrame:
         return float("nan") if v is None else float(v)
 
     rows = {}
-    for method, entries in goals.items():
-        for g in entries.values():
+    for method in _ordered(goals, METHOD_LABELS):
+        for g in goals[method].values():
             if g["unit"] == "dB":
                 value = "n/a" if g["mean"] is None else f"{g['mean']:+.2f} dB"
                 lo, hi = num(g["lo"]), num(g["hi"])
@@ -162,6 +165,10 @@ def equal_time_display(table: pd.DataFrame) -> pd.DataFrame:
     fit's budget and, when the fits were continued, at the RGB fit's budget."""
     continued = table["continued_psnr"].notna().any() if len(table) else False
     rows = {}
+    if len(table):
+        m_order, s_order = {m: i for i, m in enumerate(METHOD_LABELS)}, {s: i for i, s in enumerate(SPACES)}
+        table = table.iloc[sorted(range(len(table)), key=lambda i: (m_order.get(table["method"].iloc[i], len(m_order)),
+                                                                    s_order.get(table["space"].iloc[i], len(s_order))))]
     for r in table.itertuples():
         row = {
             "latent train (s)": f"{r.latent_train_s:.1f}", "RGB train (s)": f"{r.rgb_train_s:.1f}",
@@ -278,7 +285,8 @@ def to_markdown(table: pd.DataFrame) -> str:
 
 def _tex(text: str) -> str:
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
-                 ("±", r"$\pm$"), ("↑", r"$\uparrow$"), ("↓", r"$\downarrow$"), ("–", "--")):
+                 ("±", r"$\pm$"), ("↑", r"$\uparrow$"), ("↓", r"$\downarrow$"), ("–", "--"),
+                 ("−", "$-$")):
         text = text.replace(a, b)
     return text
 
