@@ -255,6 +255,16 @@ class IGAEParams(_Section):
     joint: JointParams
     checkpoint_every: int = Field(ge=1)
     render_scenes: int = Field(ge=0, description="Training scenes whose decoded tri-plane renders are saved at the end.")
+    snapshots: list[int] = Field(
+        description="Joint steps after which the AE is also saved (out/snapshots/joint_<k>/), for budget studies: "
+        "the schedule does not depend on joint.steps, so a snapshot equals a run with joint.steps = k.")
+
+    @model_validator(mode="after")
+    def _snapshots_within_joint(self) -> "IGAEParams":
+        bad = [k for k in self.snapshots if not 0 < k <= self.joint.steps]
+        if bad:
+            raise ValueError(f"igae.snapshots {bad} must lie in 1..igae.joint.steps ({self.joint.steps})")
+        return self
 
 
 class TrainingParams(_Section):

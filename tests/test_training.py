@@ -431,3 +431,34 @@ def test_a_second_trainer_on_a_busy_work_folder_stops_with_a_clear_error(tmp_pat
     result = train_standard_ae(Autoencoder.from_architecture(ARCH, seed=0), bank.images, _photos(), params.train_ae,
                                None, 0, tmp_path)
     assert result.steps_run == params.train_ae.steps  # the lock went with its holder
+
+
+def test_a_snapshot_after_k_joint_steps_equals_a_run_of_k_joint_steps(tmp_path: Path) -> None:
+    """igae.snapshots: the AE saved after k joint steps of a longer run is, bit for bit, the AE of a
+    run with joint.steps = k (the schedule does not depend on the total), also across a resume."""
+    from igae.train.igae_trainer import snapshot_files
+
+    bank, photos = _bank(), _photos()
+    long = _params(**{"igae.joint.steps": 5, "igae.snapshots": [2, 4]})
+    ae, field = _models(long, bank)
+    train_igae(ae, field, bank, photos, long.igae, None, seed=0, work_dir=tmp_path / "long")
+    files = snapshot_files(tmp_path / "long", [2, 4])
+    assert all(f.is_file() for f in files.values())
+    for k in (2, 4):
+        short = _params(**{"igae.joint.steps": k})
+        ae_k, field_k = _models(short, bank)
+        train_igae(ae_k, field_k, bank, photos, short.igae, None, seed=0, work_dir=tmp_path / f"short{k}")
+        saved = torch.load(files[k], weights_only=True)
+        assert all(torch.equal(saved[name], value) for name, value in ae_k.state_dict().items())
+    # Snapshots do not change the run: same final weights as a run without them.
+    plain = _params(**{"igae.joint.steps": 5})
+    ae_p, field_p = _models(plain, bank)
+    train_igae(ae_p, field_p, bank, photos, plain.igae, None, seed=0, work_dir=tmp_path / "plain")
+    assert all(torch.equal(v, ae.state_dict()[n]) for n, v in ae_p.state_dict().items())
+
+
+def test_snapshot_steps_outside_the_joint_phase_are_rejected() -> None:
+    from igae.errors import InputError
+
+    with pytest.raises(InputError, match="igae.snapshots"):
+        _params(**{"igae.joint.steps": 3, "igae.snapshots": [4]})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import os
 import shutil
@@ -150,17 +151,28 @@ def cmd_train_ae(args: argparse.Namespace) -> None:
     _run_ae_stage(args, "standard", {k: _dump(k) for k in ("autoencoder", "train_ae", "training")}, train)
 
 
+def _start_from_ae(args: argparse.Namespace, params: Params, device: torch.device):
+    """What the stages that start from ``--ae`` (fine-tuning, IG-AE) load, in this order: the AE (so a
+    bad AE folder is reported first), what its metadata passes on, the training data, the perceptual metric.
+
+    Returns:
+        ``(ae, inherited metadata, view bank, photos, perceptual)``.
+    """
+    from igae.autoencoder.importing import inherited_metadata
+    from igae.autoencoder.perceptual import load_perceptual
+
+    load, views = _lazy_training_data(args)
+    ae = _load_stage_ae(args.ae, params, views).to(device)
+    inherited = inherited_metadata(ae, args.ae)
+    bank, photos = load()
+    return ae, inherited, bank, photos, load_perceptual(params.autoencoder.perceptual, device=device)
+
+
 def cmd_finetune_ae(args: argparse.Namespace) -> None:
     def train(params: Params, device: torch.device, ctx: Any):
-        from igae.autoencoder.importing import inherited_metadata
-        from igae.autoencoder.perceptual import load_perceptual
         from igae.train.standard_ae import finetune_ae
 
-        load, views = _lazy_training_data(args)
-        ae = _load_stage_ae(args.ae, params, views).to(device)
-        inherited = inherited_metadata(ae, args.ae)
-        bank, photos = load()
-        perceptual = load_perceptual(params.autoencoder.perceptual, device=device)
+        ae, inherited, bank, photos, perceptual = _start_from_ae(args, params, device)
         result = finetune_ae(ae, bank.images, photos, params.igae.joint, perceptual, params.seed, args.work,
                              params.igae.checkpoint_every, params.training.nan_policy, ctx)
         info = {"start": str(args.ae), "steps": params.igae.joint.steps, "skipped_steps": result.skipped_steps,
@@ -177,15 +189,9 @@ def cmd_finetune_ae(args: argparse.Namespace) -> None:
 
 def cmd_train_igae(args: argparse.Namespace) -> None:
     def train(params: Params, device: torch.device, ctx: Any):
-        from igae.autoencoder.importing import inherited_metadata
-        from igae.autoencoder.perceptual import load_perceptual
-        from igae.train.igae_trainer import make_triplane_field, save_field, train_igae
+        from igae.train.igae_trainer import make_triplane_field, save_field, snapshot_files, train_igae
 
-        load, views = _lazy_training_data(args)
-        ae = _load_stage_ae(args.ae, params, views).to(device)
-        inherited = inherited_metadata(ae, args.ae)
-        bank, photos = load()
-        perceptual = load_perceptual(params.autoencoder.perceptual, device=device)
+        ae, inherited, bank, photos, perceptual = _start_from_ae(args, params, device)
         field = make_triplane_field(bank.num_scenes, params.igae.triplane, ae.latent_channels,
                                     params.scenes.object_box, params.seed)
         log(f"IG-AE: {bank.num_scenes} tri-plane scenes, {len(bank)} views, {len(photos)} photos, "
@@ -196,6 +202,13 @@ def cmd_train_igae(args: argparse.Namespace) -> None:
         def extra(tmp: Path) -> None:
             save_field(tmp / "triplanes.pt", field, params.igae.triplane, {"scenes": bank.scene_names, "seed": params.seed})
             _save_training_renders(tmp / "renders", ae, field, bank, params)
+            # Budget study: the AE after k joint steps, an AE folder of its own (fit-nerf --autoencoder).
+            for k, path in snapshot_files(args.work, params.igae.snapshots).items():
+                snap = copy.deepcopy(ae).cpu()
+                snap.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+                snap.save(tmp / "snapshots" / f"joint_{k}" / "model",
+                          metadata={**inherited, "name": "igae", "start": str(args.ae), "seed": params.seed,
+                                    "snapshot_joint_steps": k})
 
         info = {"start": str(args.ae), "skipped_steps": result.skipped_steps, "resumed_from": result.resumed_from,
                 "perceptual_backend": perceptual.backend, "scenes": bank.scene_names}

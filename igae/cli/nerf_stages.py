@@ -82,6 +82,22 @@ def cmd_summarize_nerf(args: argparse.Namespace) -> None:
         f"({len(fits)} fits)")
 
 
+def cmd_summarize_budget(args: argparse.Namespace) -> None:
+    from igae.eval.budget import budget_fits, budget_table
+    from igae.eval.nerf_summary import collect_fits
+    from igae.io import write_text_atomic
+    from igae.report.budget import budget_figure
+    from igae.report.figures import save_figure
+
+    params = load_params(args.params, preset=args.preset)
+    table = budget_table(budget_fits(args.budget), collect_fits(args.fits), params.igae.joint.steps)
+    out = Path(args.out)
+    write_text_atomic(out / "budget.csv", table.to_csv(index=False, float_format="%.6g"))
+    save_figure(budget_figure(table), out, "budget")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    log(f"wrote {out}/budget.csv, budget.png/pdf ({table['joint_steps'].nunique()} budgets)")
+
+
 def cmd_build_extensions(args: argparse.Namespace) -> None:
     """Load or build nerfacc's CUDA extension once (before parallel fits start) and record the outcome."""
     import os
@@ -142,6 +158,15 @@ def register(sub: argparse._SubParsersAction, add_params_args: Callable[[argpars
                    "each other space per method and metric, mean and 95%% CI over units), paired_units.csv, "
                    "equal_time.csv, goals.json, metrics.json, plots/psnr_vs_time_<space>.csv")
     p.set_defaults(handler=cmd_summarize_nerf)
+
+    help_ = ("IG-AE minus standard AE (mean, 95% CI) against IG-AE's joint steps: the fits of IG-AE snapshots "
+             "(igae.snapshots) next to the final IG-AE's.")
+    p = sub.add_parser("summarize-budget", help=help_, description=help_)
+    add_params_args(p)
+    p.add_argument("--budget", required=True, help="folder of joint_<k>/<space>/<method>/<scene>/metrics.json")
+    p.add_argument("--fits", required=True, help="the workflow's fits (results/nerf): standard AE and final IG-AE")
+    p.add_argument("--out", required=True, help="output folder: budget.csv, budget.png, budget.pdf")
+    p.set_defaults(handler=cmd_summarize_budget)
 
     help_ = ("Load, or JIT-build, nerfacc's CUDA extension once, before fits run in parallel (it builds into "
              "$TORCH_EXTENSIONS_DIR; concurrent first builds race). Without a CUDA toolkit it records why and exits 0.")

@@ -29,6 +29,8 @@ from igae.errors import BusyError
 from igae.io import write_bytes_atomic, write_text_atomic
 
 _PATTERN = "step_*.pt"
+SNAPSHOT_DIR = "snapshots"
+"""Sub-folder of a checkpoint folder with model snapshots kept after training (see igae_trainer)."""
 
 
 def rng_state() -> dict[str, Any]:
@@ -111,12 +113,21 @@ def save_checkpoint(folder: str | Path, step: int, state: dict[str, Any], keep: 
 
 
 def discard_checkpoints(folder: str | Path) -> list[Path]:
-    """Delete every checkpoint (and sidecar) in ``folder``; returns the checkpoint files removed."""
+    """Delete every checkpoint (and sidecar) and snapshot in ``folder``; returns the checkpoint files removed."""
     removed = sorted(Path(folder).glob(_PATTERN))
     for path in removed:
         path.unlink(missing_ok=True)
         path.with_suffix(".pt.sha256").unlink(missing_ok=True)
+    for path in sorted((Path(folder) / SNAPSHOT_DIR).glob("*.pt")):  # written by the discarded run
+        path.unlink(missing_ok=True)
     return removed
+
+
+def save_state_atomic(path: str | Path, state: Mapping[str, Any]) -> None:
+    """``torch.save(state)`` to ``path`` atomically (temp file, then rename)."""
+    buffer = io.BytesIO()
+    torch.save(dict(state), buffer)
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 def load_latest_checkpoint(folder: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any] | None:

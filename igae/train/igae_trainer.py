@@ -38,7 +38,7 @@ from igae.fields.triplane import TriplaneField
 from igae.fields.volume_renderer import render_views
 from igae.geometry import scale_intrinsics
 from igae.train.ae_losses import autoencoding_terms, image_mse, posterior_noise
-from igae.train.checkpoint import tensor_digest
+from igae.train.checkpoint import SNAPSHOT_DIR, save_state_atomic, tensor_digest
 from igae.train.data import ViewBank, draw, step_generator
 from igae.train.distributed import DistContext
 from igae.train.loop import LoopResult, Phase, run_phases
@@ -113,7 +113,8 @@ def train_igae(
         bank: training views (train split of the training scenes); ``field`` has one
             tri-plane per ``bank`` scene.
         photos: (P, 3, H, W) real-photo crops for the real-image losses.
-        work_dir: gets ``checkpoints/`` and ``losses.csv``.
+        work_dir: gets ``checkpoints/`` and ``losses.csv``; ``cfg.snapshots`` (joint steps) save the
+            AE's weights to ``checkpoints/snapshots/joint_<k>.pt`` (see :func:`snapshot_files`).
     """
     device = ae.device
     field.to(device)
@@ -184,21 +185,37 @@ def train_igae(
             terms["tv"] = j.tv * field.tv_batch(bank.scene_index[batch])
         return terms
 
+    work = Path(work_dir)
+
+    def snapshot(done: int) -> None:
+        if done in cfg.snapshots and ctx.is_main:
+            save_state_atomic(snapshot_path(work, done), {k: v.detach().cpu() for k, v in ae.state_dict().items()})
+
     phases = [
         Phase("warmup", w.steps, warmup_step, {"field": opt_warm}, {"field": sched_warm}, field_params),
         Phase("joint", j.steps, joint_step, {"ae": opt_ae, "field": opt_field}, scheds,
-              list(ae.parameters()) + field_params),
+              list(ae.parameters()) + field_params, after_step=snapshot),
     ]
-    work = Path(work_dir)
     result = run_phases(phases, {"ae": ae, "field": field}, work / "checkpoints", work / "losses.csv",
                         cfg.checkpoint_every, nan_policy, ctx,
-                        config={"igae": cfg.model_dump(exclude={"checkpoint_every", "render_scenes"}), "seed": seed,
+                        config={"igae": cfg.model_dump(exclude={"checkpoint_every", "render_scenes", "snapshots"}),
+                                "seed": seed,
                                 "perceptual": getattr(perceptual, "backend", None),
                                 "normalizer": [ae.normalizer.scale, ae.normalizer.eps],
                                 "data_sha256": tensor_digest([bank.images, bank.camera_to_world, bank.intrinsics,
                                                               bank.scene_index, photos])})
     _set_ae_trainable(ae, True)
     return result
+
+
+def snapshot_path(work_dir: str | Path, joint_steps: int) -> Path:
+    """Where :func:`train_igae` saves the AE's weights after ``joint_steps`` joint steps."""
+    return Path(work_dir) / "checkpoints" / SNAPSHOT_DIR / f"joint_{joint_steps}.pt"
+
+
+def snapshot_files(work_dir: str | Path, joint_steps: list[int]) -> dict[int, Path]:
+    """The snapshot file of each of ``joint_steps`` (all must exist after training)."""
+    return {k: snapshot_path(work_dir, k) for k in sorted(joint_steps)}
 
 
 def _set_ae_trainable(ae: Autoencoder, trainable: bool) -> None:

@@ -49,6 +49,9 @@ class Phase:
     optimizers: dict[str, torch.optim.Optimizer]
     schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = field(default_factory=dict)
     params: list[torch.nn.Parameter] = field(default_factory=list)
+    after_step: Callable[[int], None] | None = None
+    """Called on every process with the number of steps this phase has done, after each step's
+    update (e.g. to save a snapshot); a resumed run calls it again for the steps it redoes."""
 
 
 @dataclass
@@ -171,6 +174,8 @@ def _run_phases(phases, modules, checkpoint_dir, losses_csv, checkpoint_every, n
             row["total"] = float(sum(row[k] for k in terms)) if ok else math.nan
             history.append(row)
             steps_run += 1
+            if phase.after_step is not None:
+                phase.after_step(step + 1)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix({k: f"{row[k]:.4g}" for k in list(terms)[:4]}, refresh=False)
