@@ -48,8 +48,8 @@ def build_tables(r: Results, inp: ReportInputs) -> dict[str, pd.DataFrame]:
         "novel_view_synthesis": (tabs.novel_view_table(fits),
                                  f"Novel-view synthesis on held-out scenes (test views), mean ± std over {over}. "
                                  f"Perceptual metric: {label}. {tabs.CEILING}: the shared AE's own encode -> decode "
-                                 f"(posterior mean, no per-scene fine-tuning) of the same test views, which a latent "
-                                 f"NeRF decoded by that AE approaches from below."),
+                                 f"(posterior mean) of the same test views, before the per-scene decoder fine-tuning "
+                                 f"of stage 2."),
         "paired_differences": (tabs.paired_differences_table(r.paired),
                                f"IG-AE minus each other space, per NeRF method: mean of the per-unit differences and "
                                f"its 95% CI (t-interval over {over}; n units). ↑: a positive difference means IG-AE "
