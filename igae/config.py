@@ -351,10 +351,22 @@ class NerfRGBParams(_Section):
 
 class NerfEvalParams(_Section):
     curve_points: int = Field(ge=1, description="Test-view PSNR evaluations during training (PSNR-vs-time curve).")
+    rgb_curve_points: int = Field(
+        ge=1, description="curve_points for RGB fits only: the summary reads an RGB fit's PSNR at a latent fit's "
+        "training time off this curve (linear in time, never extrapolated), so it needs more points than the "
+        "latent curves. Each point costs one render of the test views.")
     timing_frames: int = Field(ge=1, description="Test frames timed per fit, after one warm-up frame.")
     turntable_frames: int = Field(ge=0, description="Frames of the orbit turntable GIF (0: none).")
     turntable_elevation_deg: float = Field(gt=-90, lt=90, description="Elevation of the turntable orbit.")
     chunk: int = Field(ge=0, description="Rays per field call when rendering test views (0: device default).")
+
+
+class NerfEqualTimeParams(_Section):
+    extra_stage2_steps: int = Field(
+        ge=0, description="Equal wall-clock comparison: after its scheduled steps and their test evaluation, a "
+        "latent fit continues RGB alignment (same optimiser state, the decoder copy's lr held at its final value) "
+        "for this many steps and is evaluated again (metrics.json: equal_time). Pick it so the latent fit's training "
+        "time reaches the RGB fit's. 0: off. The equal-steps results are the same either way.")
 
 
 class NerfParams(_Section):
@@ -374,6 +386,7 @@ class NerfParams(_Section):
     stage2: NerfStage2Params
     rgb: NerfRGBParams
     eval: NerfEvalParams
+    equal_time: NerfEqualTimeParams
     method_params: dict[str, NerfMethodParams] = Field(
         description="Per-method learning rates, hyper-parameters and regulariser weights (one entry per method "
         "of igae.fields.registry that nerf.methods may name).")

@@ -254,8 +254,11 @@ def test_fit_nerf_on_a_blender_rgba_scene_in_latent_space(tmp_path: Path) -> Non
     assert m["render_seconds_per_frame"]["decode"] > 0 and m["render_seconds_per_frame"]["field"] > 0
     assert m["memory"]["cpu_peak_rss_mb"] > 0 and m["seed"] == 0 and m["provenance"]["versions"]["torch"]
     assert len(m["psnr_vs_time"]) == 2
+    assert set(m["ae_ceiling"]["metrics"]) == {"psnr", "ssim", "perceptual"}  # the shared AE's own reconstruction
     over = m["overhead_seconds"]  # the fit's time outside training, part by part
-    parts = ("setup", "curve_evaluations", "load_perceptual", "test_evaluation", "render_timing", "turntable")
+    parts = ("setup", "curve_evaluations", "load_perceptual", "test_evaluation", "ae_ceiling", "render_timing",
+             "turntable", *(("equal_time_evaluation",) if "equal_time" in m else ()))
+    assert ("equal_time" in m) == (params().nerf.equal_time.extra_stage2_steps > 0)
     assert set(over) == {*parts, "total", "fraction_of_training"} and all(over[k] > 0 for k in parts)
     assert over["total"] == pytest.approx(sum(over[k] for k in parts))
     assert over["fraction_of_training"] == pytest.approx(over["total"] / m["train_seconds"]["total"])

@@ -208,6 +208,49 @@ def test_snakemake_report_command_works_after_a_run(snakemake_run: Path) -> None
     assert (snakemake_run / "results/report.html").stat().st_size > 10_000
 
 
+def test_report_and_readme_state_only_generated_findings(snakemake_run: Path, repo_root: Path) -> None:
+    """Issue 13: paired differences with CIs, readable goal checks, equal time and the AE ceiling, and
+    every result sentence generated from the numbers (also in the README block `make readme` writes)."""
+    import csv
+    import importlib.util
+
+    from igae.report.statements import ONE_SEED
+
+    tables = snakemake_run / "results/tables"
+    for name in ("paired_differences", "paired_differences_per_scene", "goal_checks", "equal_time"):
+        for ext in ("csv", "md", "tex"):
+            assert (tables / f"{name}.{ext}").stat().st_size > 100, (name, ext)
+    paired = list(csv.DictReader((snakemake_run / "results/nerf_summary/paired.csv").open()))
+    assert len(paired) == 3 * len(METHODS) * 3 and all(int(r["n"]) == len(HELDOUT) for r in paired)
+    # A sentence carries the paired table's own mean and interval for each method.
+    findings = (tables / "findings.md").read_text()
+    row = next(r for r in paired if r["comparison"] == "igae - standard" and r["metric"] == "psnr"
+               and r["method"] == "ngp")
+    assert f"Instant-NGP ({float(row['mean']):+.2f} dB, 95% CI {float(row['lo']):+.2f} dB to {float(row['hi']):+.2f} dB)" \
+        in findings
+    assert ONE_SEED in findings and "ST-LPIPS" in findings
+    goals = json.loads((snakemake_run / "results/nerf_summary/goals.json").read_text())
+    g = goals["goals"]["ngp"]["igae_minus_standard_psnr"]
+    assert g["mean"] == pytest.approx(float(row["mean"]), abs=1e-5) and g["threshold"] == 1.0 and "met" in g
+    # The smoke preset continues latent fits 2 stage-2 steps (nerf.equal_time) and records the AE ceiling.
+    equal_time = list(csv.DictReader((snakemake_run / "results/nerf_summary/equal_time.csv").open()))
+    assert all(float(r["continued_train_s"]) > 0 and r["extra_steps"] == "2" for r in equal_time)
+    assert "AE ceiling PSNR" in (tables / "novel_view_synthesis.csv").read_text().splitlines()[0]
+    page = (snakemake_run / "results/report/index.html").read_text()
+    assert "<h3>Goal checks</h3>" in page and ONE_SEED in page and "Equal time" in page
+    assert "Latent fits reach their plateau" not in page and "look for sharper edges" not in page
+    # make readme: the block between the markers holds the generated tables and sentences.
+    shutil.copy(repo_root / "README.md", snakemake_run / "README.md")
+    spec = importlib.util.spec_from_file_location("update_readme", repo_root / "workflow/scripts/update_readme.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(snakemake_run) == 0
+    readme = (snakemake_run / "README.md").read_text()
+    block = readme.split("<!-- results:start -->")[1].split("<!-- results:end -->")[0]
+    assert findings.strip() in block and (tables / "paired_differences.md").read_text().strip() in block
+    assert "gives the best latent NeRF for every" not in readme  # the old hand-typed claim
+
+
 # ------------------------------------------------------------------ one stage table, incremental reruns (issues 6, 12)
 def _stage_table(repo_root: Path):
     sys.path.insert(0, str(repo_root / "workflow"))

@@ -69,23 +69,35 @@ def cmd_tune_nerf(args: argparse.Namespace) -> None:
 
 
 def cmd_summarize_nerf(args: argparse.Namespace) -> None:
-    from igae.eval.nerf_summary import check_goals, collect_fits, curves_by_space, metrics_tree, summarize_fits
+    from igae.eval.equal_time import equal_time_table
+    from igae.eval.nerf_summary import (ae_seeds, check_goals, collect_fits, curves_by_space, metrics_tree,
+                                        paired_summary, summarize_fits, units_label)
     from igae.io import write_text_atomic
 
     fits = collect_fits(args.fits)
     summary = summarize_fits(fits)
-    goals = check_goals(summary)
+    paired, units = paired_summary(fits)
+    goals = check_goals(fits)
     out = Path(args.out)
-    write_text_atomic(out / "per_fit.csv", fits.to_csv(index=False, float_format="%.6g"))
-    write_text_atomic(out / "summary.csv", summary.to_csv(index=False, float_format="%.6g"))
-    write_json_atomic(out / "goals.json", {"goals": goals, "fits": len(fits),
-                                           "source": f"{args.fits}/<space>/<method>/<scene>/metrics.json"})
+    csv = dict(index=False, float_format="%.6g")
+    write_text_atomic(out / "per_fit.csv", fits.to_csv(**csv))
+    write_text_atomic(out / "summary.csv", summary.to_csv(**csv))
+    write_text_atomic(out / "paired.csv", paired.to_csv(**csv))
+    write_text_atomic(out / "paired_units.csv", units.to_csv(**csv))
+    write_text_atomic(out / "equal_time.csv", equal_time_table(fits).to_csv(**csv))
+    seeds = ae_seeds(fits)
+    write_json_atomic(out / "goals.json", {
+        "goals": goals, "units": units_label(fits), "ae_seeds": seeds,
+        "ci": {"level": 0.95, "method": "t", "over": units_label(fits)},
+        **({"note": "one AE seed is one draw: the CI covers scenes, not AE training"} if len(seeds) <= 1 else {}),
+        "fits": len(fits), "source": f"{args.fits}/<space>/<method>/<scene>/metrics.json"})
     write_json_atomic(out / "metrics.json", metrics_tree(summary))  # `dvc metrics show/diff`
     for space, curve in curves_by_space(fits).items():  # `dvc plots show`: one series per space
-        write_text_atomic(out / "plots" / f"psnr_vs_time_{space}.csv", curve.to_csv(index=False, float_format="%.6g"))
+        write_text_atomic(out / "plots" / f"psnr_vs_time_{space}.csv", curve.to_csv(**csv))
     with_pd = summary.set_index(["method", "space"])[["psnr", "ssim", "train_s", "render_ms", "scenes"]]
     print(with_pd.to_string(float_format=lambda v: f"{v:.3f}"))
-    log(f"wrote {out}/per_fit.csv, summary.csv, goals.json ({len(fits)} fits)")
+    log(f"wrote {out}/per_fit.csv, summary.csv, paired.csv, paired_units.csv, equal_time.csv, goals.json "
+        f"({len(fits)} fits)")
 
 
 def cmd_summarize_budget(args: argparse.Namespace) -> None:
@@ -169,11 +181,13 @@ def register(sub: argparse._SubParsersAction, add_params_args: Callable[[argpars
                    help="checkpoint folder of the fits, to resume an interrupted fit (default: %(default)s)")
     p.set_defaults(handler=cmd_tune_nerf)
 
-    help_ = "Collect every fit's metrics.json into per_fit.csv, per-(space, method) means and the goal checks."
+    help_ = ("Collect every fit's metrics.json into per_fit.csv, per-(space, method) means, paired differences "
+             "with confidence intervals, equal-time comparisons and the goal checks.")
     p = sub.add_parser("summarize-nerf", help=help_, description=help_)
     p.add_argument("--fits", required=True, help="folder of <space>/<method>/<scene>/metrics.json (results/nerf)")
-    p.add_argument("--out", required=True, help="output folder: per_fit.csv, summary.csv, goals.json, metrics.json, "
-                   "plots/psnr_vs_time_<space>.csv")
+    p.add_argument("--out", required=True, help="output folder: per_fit.csv, summary.csv, paired.csv (IG-AE minus "
+                   "each other space per method and metric, mean and 95%% CI over units), paired_units.csv, "
+                   "equal_time.csv, goals.json, metrics.json, plots/psnr_vs_time_<space>.csv")
     p.set_defaults(handler=cmd_summarize_nerf)
 
     help_ = ("IG-AE minus standard AE (mean, 95%% CI) against IG-AE's joint steps: the fits of IG-AE snapshots "

@@ -25,10 +25,19 @@ reference's 0.99969 per step over its 15000 stage-2 steps, converted to this ste
 
 Training runs through :func:`igae.train.loop.run_phases` (checkpoints at the end of each phase,
 resume, NaN guard, loss CSV). Training time excludes the test-view evaluations of the curve.
+
+Equal wall-clock budget (``nerf.equal_time.extra_stage2_steps`` > 0, latent fits): once the
+scheduled steps ran and the test views were rendered, stage 2 continues for that many steps (the
+same optimisers and their state, the decoder copy's lr held at its end-of-schedule value, the
+next seeded draws of the stage-2 sequence) in a second resumable run with its own checkpoints;
+the test views are rendered again, then the field, decoder copy and occupancy grid go back to
+their end-of-schedule state, so every equal-steps output is the same whether the continuation
+ran or not.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field as dc_field
 from pathlib import Path
@@ -58,6 +67,25 @@ from igae.train.schedules import decay_to
 
 
 @dataclass
+class EqualTimeResult:
+    """The continuation of a latent fit's stage 2 to an equal wall-clock budget.
+
+    Attributes:
+        extra_steps: stage-2 steps run after the scheduled ones.
+        train_seconds: wall time of those steps (the scheduled stages' time not included).
+        final_test_render: the continued field's test-view :class:`~igae.nerf.frames.Frames` (eval mode).
+        eval_seconds: wall time of that render.
+        resumed_from: step of the continuation's checkpoint a rerun resumed from, else ``None``.
+    """
+
+    extra_steps: int
+    train_seconds: float
+    final_test_render: Frames
+    eval_seconds: float
+    resumed_from: int | None
+
+
+@dataclass
 class FitResult:
     """What a fit produced besides the trained field (and decoder copy in ``data.ae``).
 
@@ -69,6 +97,8 @@ class FitResult:
             from the curve's last point; :func:`igae.nerf.evaluate.evaluate_test_views` reuses them.
         steps: steps per phase; skipped_steps / resumed_from: from the training loop.
         history: per-step loss rows.
+        equal_time: the stage-2 continuation (``nerf.equal_time``), else ``None``; the field and
+            decoder copy are back in their end-of-schedule state.
     """
 
     stage_seconds: dict[str, float]
@@ -79,6 +109,7 @@ class FitResult:
     history: list[dict[str, Any]] = dc_field(default_factory=list)
     eval_seconds: float = 0.0
     final_test_render: Frames | None = None
+    equal_time: EqualTimeResult | None = None
 
 
 def build_method_field(method: str, data: FitData, cfg: NerfMethodParams, aabb_half: float, seed: int) -> Field:
@@ -101,7 +132,8 @@ def _run_identity(cfg: NerfParams, method_cfg: NerfMethodParams, seed: int, data
     tensors = [data.train_c2w, data.train_intrinsics, data.train_images, data.test_c2w, data.test_intrinsics,
                data.test_images]
     return {
-        "nerf": cfg.model_dump(exclude={"methods", "autoencoders", "method_params", "eval", "threads"}),
+        # equal_time only adds a run after this one (its own checkpoints): it does not change this run.
+        "nerf": cfg.model_dump(exclude={"methods", "autoencoders", "method_params", "eval", "threads", "equal_time"}),
         "method": method_cfg.model_dump(), "seed": seed, "space": data.space,
         "normalizer": None if data.ae is None else [data.ae.normalizer.scale, data.ae.normalizer.eps],
         "data_sha256": tensor_digest(tensors if data.is_latent else [*tensors, data.background]),
@@ -124,11 +156,18 @@ def mean_test_psnr(field: Field, data: FitData, sampler: Sampler, chunk: int | N
     evaluation reuses the last curve point's renders instead of rendering the same views again).
     """
     field.eval()
+    # The decoder copy in eval mode too: stage 2 leaves it in train mode, in which diffusers decodes
+    # differently in the last bits, and a resumed fit (whose copy starts in eval mode) must evaluate alike.
+    decoder_was_training = data.ae is not None and data.ae.training
+    if data.ae is not None:
+        data.ae.eval()
     frames = render_test_views(field, data, sampler, chunk)
     if keep is not None:
         keep.append(frames)
     rgb = frames.rgb
     field.train()
+    if decoder_was_training:
+        data.ae.train()
     return float(psnr(rgb, data.test_images).mean())
 
 
@@ -255,7 +294,8 @@ def fit_scene(
         modules["occupancy"] = sampler.grid
 
     total = sum(p.steps for p in phases)
-    curve_at = {round(total * k / cfg.eval.curve_points) for k in range(1, cfg.eval.curve_points)} - {0, total}
+    points = cfg.eval.curve_points if data.is_latent else cfg.eval.rgb_curve_points
+    curve_at = {round(total * k / points) for k in range(1, points)} - {0, total}
     clock = _Clock()
     curve: list[dict[str, float]] = []
     phase_starts: list[tuple[str, float]] = []  # (phase, training seconds when its first step here began)
@@ -275,16 +315,45 @@ def fit_scene(
         wrapped.append(with_bookkeeping(phase, base))
         base += phase.steps
     work = Path(work_dir)
+    identity = _run_identity(cfg, method_cfg, seed, data)
+    ctx = DistContext(device=device, precision=precision)
     result = run_phases(wrapped, modules, work / "checkpoints", work / "losses.csv",
                         checkpoint_every=max(total, 1), nan_policy=nan_policy, progress=progress,
-                        config=_run_identity(cfg, method_cfg, seed, data),
-                        ctx=DistContext(device=device, precision=precision))
+                        config=identity, ctx=ctx)
     train_seconds = clock.train_seconds()
     ends = [t for _, t in phase_starts[1:]] + [train_seconds]
     stage_seconds = {name: end - t0 for (name, t0), end in zip(phase_starts, ends)}
     final: list[Tensor] = []
     curve.append({"step": total, "train_seconds": train_seconds,
                   "psnr": clock.pause(lambda: mean_test_psnr(field, data, sampler, chunk, keep=final))})
+    equal_time = None
+    extra = cfg.equal_time.extra_stage2_steps
+    if data.is_latent and extra > 0:
+        align = phases[-1]  # continued: its optimisers keep their state; no scheduler, so the decoder lr stays
+        equal_time = _continue_stage(
+            Phase(f"{align.name}_extra", extra, lambda i: align_step(s2.steps + i), align.optimizers, {}, align.params),
+            modules, work, {**identity, "equal_time": cfg.equal_time.model_dump()}, nan_policy, progress, ctx,
+            lambda keep: mean_test_psnr(field, data, sampler, chunk, keep=keep))
     return FitResult(stage_seconds=stage_seconds, curve=curve, steps={p.name: p.steps for p in phases},
                      skipped_steps=result.skipped_steps, resumed_from=result.resumed_from, history=result.history,
-                     eval_seconds=clock.paused, final_test_render=final[0])
+                     eval_seconds=clock.paused, final_test_render=final[0], equal_time=equal_time)
+
+
+def _continue_stage(phase: Phase, modules: dict[str, torch.nn.Module], work: Path, identity: dict[str, Any],
+                    nan_policy: str, progress: bool, ctx: DistContext,
+                    render_test: Callable[[list[Frames]], float]) -> EqualTimeResult:
+    """Run ``phase`` (a continuation of the last stage) in its own resumable run, render the test
+    views, then put ``modules`` back in the state they had before it (bit for bit)."""
+    before = {name: copy.deepcopy(module.state_dict()) for name, module in modules.items()}
+    clock = _Clock()
+    result = run_phases([phase], modules, work / "checkpoints_equal_time", work / "losses_equal_time.csv",
+                        checkpoint_every=phase.steps, nan_policy=nan_policy, progress=progress, config=identity,
+                        ctx=ctx)
+    seconds = clock.train_seconds()
+    frames: list[Frames] = []
+    t0 = time.perf_counter()
+    render_test(frames)
+    eval_seconds = time.perf_counter() - t0
+    for name, module in modules.items():
+        module.load_state_dict(before[name])
+    return EqualTimeResult(phase.steps, seconds, frames[0], eval_seconds, result.resumed_from)

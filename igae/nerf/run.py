@@ -114,7 +114,7 @@ def run_fit(job: FitJob, params: Params, threads: int, log: Callable[[str], None
     from igae.autoencoder.importing import open_autoencoder
     from igae.autoencoder.perceptual import load_perceptual
     from igae.data.scene import read_scene
-    from igae.eval.ae_quality import summarize
+    from igae.eval.ae_quality import reconstruction_metrics, summarize
     from igae.io import check_replaceable
     from igae.nerf.artifact import METRICS_FILE, FieldSpec, SamplerSpec, write_fit
     from igae.nerf.data import prepare_latent, prepare_rgb
@@ -139,6 +139,7 @@ def run_fit(job: FitJob, params: Params, threads: int, log: Callable[[str], None
     setup_started = time.perf_counter()
     scene = read_scene(job.scene_dir, splits_required=("train", "test"), downscale=job.downscale)
     scene, aabb_half, aabb_source, scene_transform = place_scene(scene, job)
+    ae = None  # the shared AE (latent fits): its own reconstruction is the fit's ceiling
     if job.autoencoder == "rgb":
         if job.ae_seed is not None:
             raise InputError(f"--ae-seed {job.ae_seed}: an RGB fit uses no autoencoder")
@@ -169,6 +170,26 @@ def run_fit(job: FitJob, params: Params, threads: int, log: Callable[[str], None
         perceptual = load_perceptual(params.autoencoder.perceptual, device=device)
     with laps("test_evaluation"):
         evaluation = evaluate_test_views(field, data, sampler, perceptual, chunk, result.final_test_render)
+    ceiling = None
+    if ae is not None:
+        # What a latent NeRF cannot beat by much: the shared AE's encode -> decode (posterior mean; no
+        # per-scene decoder fine-tuning) of the same test views, cropped as the NeRF's are.
+        with laps("ae_ceiling"):
+            ceiling = summarize(reconstruction_metrics(ae.to(device), data.test_images, perceptual))
+    equal_time = None
+    if result.equal_time is not None:
+        et = result.equal_time
+        laps.add("equal_time_evaluation", et.eval_seconds)
+        with laps("equal_time_evaluation"):
+            et_summary = summarize(evaluate_test_views(field, data, sampler, perceptual, chunk,
+                                                       et.final_test_render).per_view)
+        equal_time = {
+            "extra_stage2_steps": et.extra_steps, "steps": {**result.steps, "rgb_align_extra": et.extra_steps},
+            "train_seconds": {"scheduled": sum(result.stage_seconds.values()), "extra": et.train_seconds,
+                              "total": sum(result.stage_seconds.values()) + et.train_seconds},
+            "metrics": {k: v["mean"] for k, v in et_summary.items()}, "metrics_summary": et_summary,
+            "resumed_from": et.resumed_from,
+        }
     with laps("render_timing"):
         timing = time_rendering(field, data, sampler, cfg.eval.timing_frames, chunk)
     with laps("turntable"):
@@ -195,6 +216,13 @@ def run_fit(job: FitJob, params: Params, threads: int, log: Callable[[str], None
         "memory": {**peak_memory_mb(device, since_reset=peak_reset), "estimated_step_mb": {k: v / 2**20 for k, v in memory_estimate.items()
                                                                    if k != "available"}},
         "psnr_vs_time": result.curve,
+        **({"ae_ceiling": {"metrics": {k: v["mean"] for k, v in ceiling.items()}, "metrics_summary": ceiling,
+                           "evaluated_on": "the test views and crop of the NeRF metrics; the shared AE's encode -> "
+                                           "decode (posterior mean), before any per-scene decoder fine-tuning"}}
+           if ceiling is not None else {}),
+        # The same fit continued to an equal wall-clock budget (nerf.equal_time); the rest of this file is
+        # the equal-steps fit's.
+        **({"equal_time": equal_time} if equal_time is not None else {}),
         "aabb_half": aabb_half, "aabb_source": aabb_source, "threads": threads,
         "occupancy_backend": getattr(sampler, "backend", None), "precision": precision,
         **({"scene_transform": scene_transform} if scene_transform is not None else {}),
@@ -223,7 +251,10 @@ def run_fit(job: FitJob, params: Params, threads: int, log: Callable[[str], None
     m = metrics["metrics"]
     log(f"{scene.root.name} {job.method}/{space}: test PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}, "
          f"{perceptual.backend} {m.get('perceptual', float('nan')):.4f}; train {metrics['train_seconds']['total']:.1f} s; "
-         f"render {timing['total'] * 1e3:.1f} ms/frame (field {timing['field'] * 1e3:.1f}, decode {timing['decode'] * 1e3:.1f}); "
+         + (f"AE ceiling PSNR {ceiling['psnr']['mean']:.2f} dB; " if ceiling is not None else "")
+         + (f"after {equal_time['extra_stage2_steps']} more stage-2 steps ({equal_time['train_seconds']['total']:.1f} s): "
+            f"PSNR {equal_time['metrics']['psnr']:.2f} dB; " if equal_time is not None else "")
+         + f"render {timing['total'] * 1e3:.1f} ms/frame (field {timing['field'] * 1e3:.1f}, decode {timing['decode'] * 1e3:.1f}); "
          f"outside training {laps.record(train_total)['total']:.1f} s ("
          + ", ".join(f"{k} {v:.1f}" for k, v in laps.seconds.items()) + ")")
     return metrics

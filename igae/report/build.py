@@ -1,4 +1,4 @@
-"""Build the tables, figures and the self-contained HTML report from the pipeline's outputs.
+"""Build the tables, figures, generated findings and the self-contained HTML report from the pipeline's outputs.
 
 Inputs are files only (fits, AE evaluations, AE training losses, the held-out manifest); the
 HTML page references the figures and turntables by relative paths, so the ``results/`` folder
@@ -21,7 +21,9 @@ from igae.eval.nerf_summary import collect_fits
 from igae.io import write_text_atomic
 from igae.layout import ae_runs, fit_dir
 from igae.report import figures as figs
+from igae.report import statements
 from igae.report import tables as tabs
+from igae.report.statements import ONE_SEED, Results
 
 SECTIONS = ("summary", "novel-view-synthesis", "latent-consistency", "speed", "autoencoders", "turntables",
             "per-scene", "reproducibility", "data")
@@ -38,17 +40,38 @@ class ReportInputs:
     report: Path        # results/report
 
 
-def build_tables(fits: pd.DataFrame, inp: ReportInputs) -> dict[str, pd.DataFrame]:
+def build_tables(r: Results, inp: ReportInputs) -> dict[str, pd.DataFrame]:
     """Write every table (CSV, Markdown, LaTeX) and return them by name."""
-    label = tabs.perceptual_label(fits)
+    fits = r.fits
+    label = r.perceptual
+    over = r.units_label
     made = {
         "novel_view_synthesis": (tabs.novel_view_table(fits),
-                                 f"Novel-view synthesis on held-out scenes (test views), mean ± std over scenes. "
-                                 f"Perceptual metric: {label}."),
+                                 f"Novel-view synthesis on held-out scenes (test views), mean ± std over {over}. "
+                                 f"Perceptual metric: {label}. {tabs.CEILING}: the shared AE's own encode -> decode "
+                                 f"(posterior mean) of the same test views, before the per-scene decoder fine-tuning "
+                                 f"of stage 2."),
+        "paired_differences": (tabs.paired_differences_table(r.paired),
+                               f"IG-AE minus each other space, per NeRF method: mean of the per-unit differences and "
+                               f"its 95% CI (t-interval over {over}; n units). ↑: a positive difference means IG-AE "
+                               f"is better; ↓ ({label}): a negative one does."),
+        "paired_differences_per_scene": (tabs.per_unit_differences_table(r.units),
+                                         "Test-PSNR difference (dB) of every paired unit."),
+        "goal_checks": (tabs.goals_table(r.goals),
+                        f"The issue's goals per NeRF method: paired PSNR differences with their 95% CI over {over}, "
+                        "and latent / RGB time ratios (means over scenes; the slowest latent space counts)."
+                        + (f" {ONE_SEED}" if r.one_seed else "")),
         "novel_view_synthesis_per_scene": (tabs.per_scene_table(fits), "Test PSNR (dB) of every fit."),
         "speed": (tabs.speed_table(fits), "Training time (evaluation excluded), time outside training (setup, the curve's and the final "
                                           "evaluation, render timing, turntable) and rendering time per test frame "
                                           f"after a warm-up, means over scenes; device: {', '.join(sorted(set(fits['device'].astype(str))))}."),
+        "equal_time": (tabs.equal_time_display(r.equal_time),
+                       "Latent fits against RGB fits at equal wall-clock budget, test PSNR (dB), means over units. At "
+                       "the latent fit's budget: the RGB fit's PSNR at the latent fit's training time, interpolated "
+                       "linearly on the RGB fit's PSNR-vs-time curve; outside the curve's range there is no value "
+                       "(counted, not extrapolated). Continued (when nerf.equal_time.extra_stage2_steps > 0): the "
+                       "latent fit trained further in stage 2, against the RGB fit's final PSNR; both training times "
+                       "are shown."),
         "autoencoding": (tabs.autoencoding_table(inp.ae_eval), "Autoencoder reconstruction on held-out real photos and "
                                                                "held-out scene views, mean ± std."),
     }
@@ -84,24 +107,28 @@ def build_figures(fits: pd.DataFrame, inp: ReportInputs) -> dict[str, list[str]]
 
 CAPTIONS = {
     "qualitative": "Same test view, never trained on: ground truth, the RGB NeRF, and latent NeRFs decoded by "
-                   "the standard AE and by IG-AE, each with its PSNR on this view. Latent NeRFs lose thin "
-                   "structures at 16x16 latents; look for sharper edges and fewer colour blotches with IG-AE.",
+                   "the standard AE and by IG-AE, each with its PSNR on this view.",
     "latents": "Encoded ground truth (top of each pair) vs the latent NeRF's render after both stages (bottom), for "
-               "the standard AE and IG-AE, through a fixed PCA per AE. The closer the rows, the more 3D-consistent "
-               "the latent space: a NeRF can only reproduce latents that agree across views. The encoder's border "
-               "and halo around the object are 2D artefacts no NeRF reproduces; stage 2 also lets the rendered "
-               "latents drift with the decoder copy (held by stage2.latent_weight).",
-    "psnr_vs_time": "Test PSNR against training wall time (evaluations excluded), mean over held-out scenes. "
-                    "Latent fits reach their plateau several times sooner; RGB fits end higher at this resolution.",
-    "render_time": "Rendering time per test frame after a warm-up: field (solid) and decoding (hatched). At 64x64 "
-                   "the decoder dominates a latent frame's cost.",
+               "the standard AE and IG-AE, through a fixed PCA per AE. A NeRF can only reproduce latents that agree "
+               "across views: the closer the rows, the more 3D-consistent the latent space on this scene. Stage 2 "
+               "lets the rendered latents move with the decoder copy (held by nerf.stage2.latent_weight).",
+    "psnr_vs_time": "Test PSNR against training wall time (evaluations excluded), mean over held-out scenes; the "
+                    "RGB fits' curves have nerf.eval.rgb_curve_points points.",
+    "render_time": "Rendering time per test frame after a warm-up: field (solid) and decoding (hatched).",
     "autoencoders": "Reconstruction PSNR of each AE on held-out photos and held-out scene views.",
     "training": "Per-step losses (10-step mean, log scale); shaded spans are training phases.",
 }
+"""What each figure shows (no findings: the generated sentences of :mod:`igae.report.statements` follow
+the captions that have them, see :data:`CAPTION_FINDINGS`)."""
+CAPTION_FINDINGS = {"psnr_vs_time": "speed_time", "render_time": "speed_render"}
+"""figure stem prefix -> the generated sentences appended to its caption."""
 
 
-def _caption(stem: str) -> str:
-    return next((text for key, text in CAPTIONS.items() if stem.startswith(key)), "")
+def _caption(stem: str, found: dict[str, list[str]] | None = None) -> str:
+    """The figure's neutral caption, then the generated sentences that belong to it (if any)."""
+    text = next((text for key, text in CAPTIONS.items() if stem.startswith(key)), "")
+    part = next((name for key, name in CAPTION_FINDINGS.items() if stem.startswith(key)), None)
+    return " ".join([text, *(found or {}).get(part, [])]) if part else text
 
 
 def _rel(target: Path, start: Path) -> str:
@@ -130,20 +157,24 @@ def scaling_html(inp: ReportInputs, rel) -> str:
               "size, from benchmarks/bench_scaling.py --quick.</figcaption></figure>")
 
 
-def render_html(fits: pd.DataFrame, tables: dict[str, pd.DataFrame], figures: dict[str, list[str]],
+def _list_html(sentences: list[str]) -> str:
+    return "<ul class='findings'>" + "".join(f"<li>{html.escape(s)}</li>" for s in sentences) + "</ul>" if sentences else ""
+
+
+def render_html(r: Results, tables: dict[str, pd.DataFrame], figures: dict[str, list[str]],
                 inp: ReportInputs, params: dict[str, Any]) -> str:
     """The report page (one string)."""
+    fits = r.fits
+    found = statements.sections(r)
     rel = lambda p: html.escape(_rel(p, inp.report))  # noqa: E731
     first_fit = json.loads(Path(fits["source"].iloc[0]).read_text())
     prov = first_fit["provenance"]
 
     def figure(stem: str) -> str:
         return (f'<figure><img src="{rel(inp.figures / (stem + ".png"))}" alt="{stem}">'
-                f'<figcaption>{html.escape(_caption(stem))} (<a href="{rel(inp.figures / (stem + ".pdf"))}">PDF</a>)'
+                f'<figcaption>{html.escape(_caption(stem, found))} (<a href="{rel(inp.figures / (stem + ".pdf"))}">PDF</a>)'
                 f"</figcaption></figure>")
 
-    goals = json.loads((inp.fits.parent / "nerf_summary" / "goals.json").read_text()) \
-        if (inp.fits.parent / "nerf_summary" / "goals.json").is_file() else None
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>IG-AE pipeline report</title>",
         "<style>body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em;color:#222}"
@@ -158,15 +189,24 @@ def render_html(fits: pd.DataFrame, tables: dict[str, pd.DataFrame], figures: di
         f"evaluated on test views only. Perceptual metric: {html.escape(tabs.perceptual_label(fits))}. "
         f"Device: {html.escape(str(prov.get('device')))}.</p>",
         "<section id='summary'><h2>Summary</h2>", _table_html(tables["novel_view_synthesis"]),
+        f"<h3>{statements.TITLES['summary']}</h3>", _list_html(found["summary"]),
+        "<h3>Goal checks</h3>", _table_html(tables["goal_checks"]),
+        f"<p>{html.escape(statements.ONE_SEED)}</p>" if r.one_seed else "",
+        "<h3>Paired differences</h3>",
+        f"<p>IG-AE minus each other space on the same units ({html.escape(r.units_label)}): mean and 95% CI "
+        f"(t-interval). ↑: a positive difference means IG-AE is better; ↓: a negative one does.</p>",
+        _table_html(tables["paired_differences"]),
+        "<details><summary>Every comparison as a sentence, and the per-scene differences</summary>",
+        _list_html(statements.per_method_sentences(r)), _table_html(tables["paired_differences_per_scene"]),
+        "</details>",
     ]
-    if goals:
-        parts.append("<h3>Goal checks</h3>" + _table_html(pd.DataFrame(goals["goals"]).T.round(3)))
     parts += ["</section>",
               "<section id='novel-view-synthesis'><h2>Novel-view synthesis</h2>",
               *[figure(s) for s in figures["novel-view-synthesis"]], "</section>",
               "<section id='latent-consistency'><h2>Latent 3D consistency</h2>",
               *[figure(s) for s in figures["latent-consistency"]], "</section>",
               "<section id='speed'><h2>Speed</h2>", _table_html(tables["speed"]),
+              "<h3>Equal time</h3>", _table_html(tables["equal_time"]), _list_html(found["speed_time"]),
               *[figure(s) for s in figures["speed"]], scaling_html(inp, rel), "</section>",
               "<section id='autoencoders'><h2>Autoencoders</h2>", _table_html(tables["autoencoding"]),
               *[figure(s) for s in figures["autoencoders"]], "</section>"]
@@ -211,9 +251,10 @@ def render_html(fits: pd.DataFrame, tables: dict[str, pd.DataFrame], figures: di
 
 def build_report(inp: ReportInputs, params: dict[str, Any]) -> Path:
     """Tables, figures and ``report/index.html``; returns the page's path."""
-    fits = collect_fits(inp.fits)
-    tables = build_tables(fits, inp)
-    figures = build_figures(fits, inp)
+    results = Results.from_fits(collect_fits(inp.fits))
+    tables = build_tables(results, inp)
+    write_text_atomic(inp.tables / "findings.md", statements.markdown(statements.sections(results)))
+    figures = build_figures(results.fits, inp)
     page = inp.report / "index.html"
-    write_text_atomic(page, render_html(fits, tables, figures, inp, params))
+    write_text_atomic(page, render_html(results, tables, figures, inp, params))
     return page

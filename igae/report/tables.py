@@ -14,6 +14,7 @@ import pandas as pd
 
 from igae.config import AE_NAMES, AUTOENCODERS, RGB_SPACE
 from igae.errors import InputError
+from igae.eval.nerf_summary import perceptual_backend
 from igae.fields.registry import METHOD_LABELS
 from igae.io import write_text_atomic
 from igae.layout import ae_runs
@@ -23,13 +24,8 @@ SPACE_LABELS = {RGB_SPACE: "RGB NeRF", **AUTOENCODERS}
 __all__ = ["AE_NAMES", "METHOD_LABELS", "SPACES", "SPACE_LABELS", "ae_run_labels"]  # names the figures and the page use too
 
 
-def perceptual_label(fits: pd.DataFrame) -> str:
-    """The perceptual column's name: the backend actually used (one backend per table)."""
-    backends = sorted(set(fits["perceptual_backend"].dropna()))
-    if len(backends) > 1:
-        raise InputError(f"fits were evaluated with different perceptual backends {backends}; "
-                         f"rerun them with one autoencoder.perceptual setting")
-    return backends[0] if backends else "perceptual"
+perceptual_label = perceptual_backend
+"""The perceptual column's name: the backend actually used (one backend per table)."""
 
 
 def _ordered(values, order) -> list:
@@ -40,8 +36,13 @@ def _mean_std(values: pd.Series, digits: int) -> str:
     return f"{values.mean():.{digits}f} ± {values.std(ddof=0):.{digits}f}"
 
 
+CEILING = "AE ceiling PSNR"
+"""Column of the main table: the shared AE's own reconstruction PSNR on the same test views."""
+
+
 def novel_view_table(fits: pd.DataFrame) -> pd.DataFrame:
-    """Rows: methods; columns: (space, metric) with "mean ± std" over held-out scenes."""
+    """Rows: methods; columns: (space, metric) with "mean ± std" over held-out scenes (units).
+    Next to each latent space's PSNR, the AE ceiling (:data:`CEILING`) where the fits recorded it."""
     label = perceptual_label(fits)
     rows = {}
     for method in _ordered(fits["method"], METHOD_LABELS):
@@ -51,6 +52,8 @@ def novel_view_table(fits: pd.DataFrame) -> pd.DataFrame:
             if sel.empty:
                 continue
             row[(SPACE_LABELS.get(space, space), "PSNR ↑")] = _mean_std(sel["psnr"], 2)
+            if space != RGB_SPACE and sel["ae_ceiling_psnr"].notna().any():
+                row[(SPACE_LABELS.get(space, space), CEILING)] = _mean_std(sel["ae_ceiling_psnr"].dropna(), 2)
             row[(SPACE_LABELS.get(space, space), "SSIM ↑")] = _mean_std(sel["ssim"], 3)
             row[(SPACE_LABELS.get(space, space), f"{label} ↓")] = _mean_std(sel["perceptual"], 3)
         rows[METHOD_LABELS.get(method, method)] = row
@@ -60,13 +63,135 @@ def novel_view_table(fits: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def _unit_index(fits: pd.DataFrame) -> list[str]:
+    """Row keys of per-unit tables: (method, scene), plus the AE seed when several ran."""
+    return ["method", "scene", "ae_seed"] if fits["ae_seed"].dropna().nunique() > 1 else ["method", "scene"]
+
+
 def per_scene_table(fits: pd.DataFrame) -> pd.DataFrame:
-    """Test PSNR of every fit: rows (method, scene), columns spaces."""
-    table = fits.pivot_table(index=["method", "scene"], columns="space", values="psnr", aggfunc="first")
+    """Test PSNR of every fit: rows (method, scene[, AE seed]), columns spaces (RGB fits, which have no
+    AE seed, repeat on each seed's row)."""
+    index = _unit_index(fits)
+    if "ae_seed" in index:
+        seeds = sorted(fits["ae_seed"].dropna().unique())
+        rgb = fits[fits["space"] == RGB_SPACE]
+        fits = pd.concat([fits[fits["space"] != RGB_SPACE]] + [rgb.assign(ae_seed=s) for s in seeds])
+        fits = fits.assign(ae_seed=fits["ae_seed"].astype(int))
+    table = fits.pivot_table(index=index, columns="space", values="psnr", aggfunc="first")
     table = table[_ordered(table.columns, SPACES)].rename(columns=SPACE_LABELS)
     table = table.round(2)
     table.columns.name = "PSNR (dB)"
     return table
+
+
+def _ci(mean: float, lo: float, hi: float, digits: int) -> str:
+    """"+1.23 [+0.40, +2.06]"; "+1.23 [n/a]" without an interval."""
+    if not np.isfinite(mean):
+        return "n/a"
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return f"{mean:+.{digits}f} [n/a]"
+    return f"{mean:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
+
+
+def _digits(metric: str) -> int:
+    return 2 if metric == "psnr" else 3
+
+
+def paired_differences_table(paired: pd.DataFrame) -> pd.DataFrame:
+    """Rows: (method, comparison); columns: each metric's "mean [95% CI]" of the paired differences
+    (from :func:`igae.eval.nerf_summary.paired_summary`) and n (units)."""
+    rows = {}
+    for r in paired.itertuples():
+        key = (METHOD_LABELS.get(r.method, r.method),
+               f"{SPACE_LABELS.get(r.a, r.a)} − {SPACE_LABELS.get(r.b, r.b)}")
+        arrow = "↓" if r.metric == "perceptual" else "↑"
+        rows.setdefault(key, {})[f"{r.metric_label} {arrow}"] = _ci(r.mean, r.lo, r.hi, _digits(r.metric))
+        rows[key]["n"] = str(r.n)
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    if table.empty:
+        return table
+    order = {label: i for i, label in enumerate(METHOD_LABELS.values())}
+    table = table.loc[sorted(table.index, key=lambda k: order.get(k[0], len(order)))]  # stable: comparisons keep their order
+    table = table[[c for c in table.columns if c != "n"] + ["n"]]
+    table.index = pd.MultiIndex.from_tuples(table.index, names=["method", "comparison"])
+    return table
+
+
+def per_unit_differences_table(units: pd.DataFrame) -> pd.DataFrame:
+    """Test-PSNR difference of every paired unit: rows (method, scene[, AE seed]), columns comparisons."""
+    psnr = units[units["metric"] == "psnr"].copy()
+    labels = {f"{a} - {b}": f"{SPACE_LABELS.get(a, a)} − {SPACE_LABELS.get(b, b)}"
+              for a, b in (c.split(" - ") for c in psnr["comparison"].unique())}
+    index = ["method", "scene", "ae_seed"] if psnr["ae_seed"].dropna().nunique() > 1 else ["method", "scene"]
+    if "ae_seed" in index:
+        psnr["ae_seed"] = psnr["ae_seed"].astype(int)
+    table = psnr.pivot_table(index=index, columns="comparison", values="diff", aggfunc="first")
+    table = table[[c for c in labels if c in table.columns]].rename(columns=labels).round(2)
+    order = {m: i for i, m in enumerate(METHOD_LABELS)}
+    table = table.iloc[sorted(range(len(table)), key=lambda i: (order.get(table.index[i][0], len(order)), table.index[i]))]
+    table = table.rename(index=METHOD_LABELS, level="method")
+    table.columns.name = "PSNR difference (dB)"
+    return table
+
+
+def goals_table(goals: dict) -> pd.DataFrame:
+    """The goal checks (:func:`igae.eval.nerf_summary.check_goals`) as labelled rows: per method and
+    goal, the value with its unit, the 95% CI (paired goals) or the value per latent space (time
+    ratios), n, the target and whether it is met."""
+    def num(v) -> float:
+        return float("nan") if v is None else float(v)
+
+    rows = {}
+    for method in _ordered(goals, METHOD_LABELS):
+        for g in goals[method].values():
+            if g["unit"] == "dB":
+                value = "n/a" if g["mean"] is None else f"{g['mean']:+.2f} dB"
+                lo, hi = num(g["lo"]), num(g["hi"])
+                detail = f"[{lo:+.2f}, {hi:+.2f}] dB" if np.isfinite(lo) and np.isfinite(hi) else "n/a"
+            else:
+                value = "n/a" if g["mean"] is None else f"{g['mean']:.2f}x"
+                detail = ", ".join(f"{SPACE_LABELS.get(s, s)} {v:.2f}x" for s, v in g.get("by_space", {}).items()
+                                   if v is not None) or "n/a"
+            rows[(METHOD_LABELS.get(method, method), g["label"])] = {
+                "value": value, "95% CI / per latent space": detail, "n": str(g["n"]), "target": g["rule"],
+                "result": {True: "met", False: "not met", None: "undetermined"}[g["met"]]}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index = pd.MultiIndex.from_tuples(table.index, names=["method", "goal"])
+    return table
+
+
+def equal_time_display(table: pd.DataFrame) -> pd.DataFrame:
+    """The equal-time comparisons (:func:`igae.eval.equal_time.equal_time_table`) for the report:
+    rows (method, latent space); both fits' training times, then latent - RGB PSNR at the latent
+    fit's budget and, when the fits were continued, at the RGB fit's budget."""
+    continued = table["continued_psnr"].notna().any() if len(table) else False
+    rows = {}
+    if len(table):
+        m_order, s_order = {m: i for i, m in enumerate(METHOD_LABELS)}, {s: i for i, s in enumerate(SPACES)}
+        table = table.iloc[sorted(range(len(table)), key=lambda i: (m_order.get(table["method"].iloc[i], len(m_order)),
+                                                                    s_order.get(table["space"].iloc[i], len(s_order))))]
+    for r in table.itertuples():
+        row = {
+            "latent train (s)": f"{r.latent_train_s:.1f}", "RGB train (s)": f"{r.rgb_train_s:.1f}",
+            "latent PSNR": f"{r.latent_psnr:.2f}" if np.isfinite(r.latent_psnr) else "n/a",
+            "RGB PSNR at latent time": f"{r.rgb_psnr_at_latent_time:.2f}" if np.isfinite(r.rgb_psnr_at_latent_time) else "n/a",
+            "latent − RGB at latent time [95% CI]": _ci(r.diff_mean, r.diff_lo, r.diff_hi, 2),
+            "n (outside RGB curve)": f"{r.diff_n} ({r.outside})",
+        }
+        if continued:
+            ok = np.isfinite(r.continued_psnr)
+            row.update({
+                "continued: extra steps": f"{r.extra_steps:.0f}" if ok else "–",
+                "continued: latent train (s)": f"{r.continued_train_s:.1f}" if ok else "–",
+                "continued: latent PSNR": f"{r.continued_psnr:.2f}" if ok else "–",
+                "continued: RGB PSNR": f"{r.rgb_psnr:.2f}" if ok else "–",
+                "continued: latent − RGB [95% CI]": _ci(r.cont_diff_mean, r.cont_diff_lo, r.cont_diff_hi, 2),
+            })
+        rows[(METHOD_LABELS.get(r.method, r.method), SPACE_LABELS.get(r.space, r.space))] = row
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    if not out.empty:
+        out.index = pd.MultiIndex.from_tuples(out.index, names=["method", "space"])
+    return out
 
 
 def speed_table(fits: pd.DataFrame) -> pd.DataFrame:
@@ -166,7 +291,8 @@ def to_markdown(table: pd.DataFrame) -> str:
 
 def _tex(text: str) -> str:
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
-                 ("±", r"$\pm$"), ("↑", r"$\uparrow$"), ("↓", r"$\downarrow$"), ("–", "--")):
+                 ("±", r"$\pm$"), ("↑", r"$\uparrow$"), ("↓", r"$\downarrow$"), ("–", "--"),
+                 ("−", "$-$")):
         text = text.replace(a, b)
     return text
 

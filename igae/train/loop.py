@@ -120,7 +120,9 @@ def _run_phases(phases, modules, checkpoint_dir, losses_csv, checkpoint_every, n
             offset += phase.steps
             continue
         start = resume_step if index == resume_phase else 0
-        if index == resume_phase and state is not None and start < phase.steps:
+        if index == resume_phase and state is not None:
+            # Also when the phase is complete: a caller may continue with this phase's optimisers
+            # (igae.nerf.fit's equal-time continuation of stage 2) and must find their state restored.
             for name, opt in phase.optimizers.items():
                 opt.load_state_dict(state["optimizers"][name])
             for name, sched in phase.schedulers.items():

@@ -1,7 +1,10 @@
 """Refresh the README's generated blocks from files the pipeline and the benchmarks wrote (`make readme`).
 
-- `<!-- results:start -->` / `<!-- results:end -->`: results/tables/novel_view_synthesis.md and two
-  pipeline figures (copied into docs/), from a finished pipeline run;
+- `<!-- results:start -->` / `<!-- results:end -->`: from a finished pipeline run, the main table
+  (results/tables/novel_view_synthesis.md, with the AE ceiling), the generated findings
+  (results/tables/findings.md: every result sentence, with its sign, CI and metric, written by
+  `igae report` from the fits), the paired differences (results/tables/paired_differences.md), the
+  equal-time table (results/tables/equal_time.md) and two pipeline figures (copied into docs/);
 - `<!-- scaling:start -->` / `<!-- scaling:end -->`: the scaling benchmark's summary
   (results/benchmarks/scaling/full/, else quick/: scaling.md, scaling.png copied to
   docs/scaling.png) and the decoder profiles (results/benchmarks/decoder*/decoder.md), when present.
@@ -27,16 +30,21 @@ def replace_block(text: str, start: str, end: str, body: str) -> str:
     return f"{head}{start}\n{body.strip()}\n{end}{tail}"
 
 
+TABLES = ["novel_view_synthesis.md", "findings.md", "paired_differences.md", "equal_time.md"]
+"""What the results block holds, in order (all written by `igae report`)."""
+
+
 def results_block(repo: Path) -> str | None:
-    """The main table and figures (copied into docs/), or None before a pipeline run."""
+    """The main table, the generated findings, the paired and equal-time tables and two figures
+    (copied into docs/), or None before a pipeline run."""
     results = repo / "results"
-    table = results / "tables" / "novel_view_synthesis.md"
-    if not all(p.is_file() for p in [table, *(results / "figures" / f for f in FIGURES)]):
+    tables = [results / "tables" / name for name in TABLES]
+    if not all(p.is_file() for p in [*tables, *(results / "figures" / f for f in FIGURES)]):
         return None
     (repo / "docs").mkdir(exist_ok=True)
     for name in FIGURES:
         shutil.copyfile(results / "figures" / name, repo / "docs" / name)
-    return f"{table.read_text().strip()}\n\n" + "".join(f"![{n}](docs/{n})\n" for n in FIGURES)
+    return "\n\n".join(p.read_text().strip() for p in tables) + "\n\n" + "".join(f"![{n}](docs/{n})\n" for n in FIGURES)
 
 
 def scaling_block(repo: Path) -> str | None:
