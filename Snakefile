@@ -81,6 +81,7 @@ rule all:
         "results/nerf_summary/summary.csv",
         "results/report/index.html",
         smk.all_files("results/tuning", VALUES),  # a record only, unless tuning.enabled
+        smk.all_files("results/budget", VALUES),  # a record only, unless igae.snapshots
 
 
 TABLES = ["novel_view_synthesis", "novel_view_synthesis_per_scene", "speed", "autoencoding"]

@@ -429,6 +429,12 @@ class TuningParams(_Section):
     methods: list[str] = Field(min_length=1, description="NeRF methods fitted (names in igae.fields.registry).")
 
 
+class BudgetParams(_Section):
+    methods: list[str] = Field(
+        min_length=1, description="NeRF methods the budget study fits on each IG-AE snapshot (igae.snapshots); "
+        "the study compares them with the standard AE's fits of the same methods (names in igae.fields.registry).")
+
+
 # --------------------------------------------------------------------------- root
 
 
@@ -450,14 +456,19 @@ class Params(_Section):
     eval_ae: EvalAEParams
     nerf: NerfParams
     tuning: TuningParams
+    budget: BudgetParams
 
     @model_validator(mode="after")
     def _check(self) -> "Params":
         if len(set(self.ae_seeds)) != len(self.ae_seeds):
             raise ValueError(f"ae_seeds must not repeat a seed, got {self.ae_seeds}")
-        missing = [m for m in self.tuning.methods if m not in self.nerf.method_params]
-        if missing:
-            raise ValueError(f"tuning.methods lists {missing} but nerf.method_params has no entry for them")
+        for key, methods in (("tuning.methods", self.tuning.methods), ("budget.methods", self.budget.methods)):
+            missing = [m for m in methods if m not in self.nerf.method_params]
+            if missing:
+                raise ValueError(f"{key} lists {missing} but nerf.method_params has no entry for them")
+        if self.igae.snapshots and not set(self.budget.methods) <= set(self.nerf.methods):
+            raise ValueError(f"budget.methods {self.budget.methods} must be among nerf.methods {self.nerf.methods}: "
+                             "each budget is compared with the standard AE's fits of the same methods")
         arch = self.autoencoder.architecture
         if self.autoencoder.pretrained is None:
             factor = 2 ** (len(arch.block_out_channels) - 1)

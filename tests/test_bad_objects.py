@@ -34,7 +34,7 @@ from igae.cli import main
 REPO = Path(__file__).resolve().parents[1]
 PRESET = "bad_objects"
 PACKAGE = "sweethome3d-furniture"
-MODELS = 3  # two training scenes and one held-out scene
+MODELS = 4  # two training scenes, one held-out (test) scene and one validation scene
 
 
 # --------------------------------------------------------------------------- #
@@ -52,8 +52,9 @@ def _write_params(root: Path, assets: dict[str, object]) -> Path:
         "scenes": {
             "resolution": 8,
             "supersample": 1,
-            "train": {"count": MODELS - 1, "views": 2, "test_views": 1},
+            "train": {"count": MODELS - 2, "views": 2, "test_views": 1},
             "heldout": {"count": 1, "views": 2, "test_views": 1},
+            "validation": {"count": 1, "views": 2, "test_views": 1},
         },
     }
     (root / "presets" / f"{PRESET}.yaml").write_text(json.dumps(preset, indent=1))  # JSON is YAML
@@ -105,6 +106,7 @@ def _good_meshes() -> list[trimesh.Trimesh]:
         trimesh.creation.box(extents=(1.0, 0.5, 0.25)),
         trimesh.creation.icosphere(subdivisions=1),
         trimesh.creation.cone(radius=0.5, height=1.0, sections=8),
+        trimesh.creation.cylinder(radius=0.4, height=0.8, sections=8),
     ]
 
 

@@ -187,7 +187,7 @@ STAGES: dict[str, Stage] = {
         deps=[f"{ae_dir('standard')}/model", "data/scenes/train", "data/photos"],
         params=[*AE_TRAINING, "igae", "scenes.object_box"],
         outs=[f"{ae_dir('igae')}/model", f"{ae_dir('igae')}/triplanes.pt",
-              f"{ae_dir('igae')}/renders", {checkpoints_dir("igae"): CHECKPOINTS}],
+              f"{ae_dir('igae')}/renders", f"{ae_dir('igae')}/snapshots", {checkpoints_dir("igae"): CHECKPOINTS}],
         plots=[{f"{ae_dir('igae')}/losses.csv": {"x": "step", "cache": False}}],
         threads="training.threads", mem_mb="train_igae", gpus="per_process"),
     "finetune_ae": Stage(
@@ -242,6 +242,16 @@ STAGES: dict[str, Stage] = {
         outs=["results/tuning"],
         log_stdout=True,
         threads="nerf.threads", mem_mb="fit_nerf_latent", gpus="one"),
+    "budget_study": Stage(
+        comment=("Fits the IG-AE snapshots (igae.snapshots) with budget.methods on the test scenes, in one job, and "
+                 "compares each budget with the standard AE's fits (a no-op record while igae.snapshots is empty)."),
+        cmd=f"igae budget-study {PARAMS} --scene-set data/scenes/heldout --autoencoders results/autoencoders"
+            " --fits results/nerf --out results/budget --work results/checkpoints/budget",
+        deps=["data/scenes/heldout", "results/autoencoders", "results/nerf"],
+        params=[*FIT_COMMON, "nerf.method_params", "budget", "igae.snapshots", "igae.joint.steps", "ae_seeds"],
+        outs=["results/budget"],
+        log_stdout=True,
+        threads="nerf.threads", mem_mb="fit_nerf_latent", gpus="one"),
     "summarize_nerf": Stage(
         cmd="igae summarize-nerf --fits results/nerf --out results/nerf_summary",
         deps=["results/nerf"],
@@ -265,6 +275,7 @@ FOLDER_FILES: dict[str, list[str]] = {
     # {ae} matches a whole AE run folder name here (e.g. igae_s{ae_seed})
     "results/autoencoders/{ae}/model": ["results/autoencoders/{ae}/model/igae_autoencoder.json"],
     "results/autoencoders/{ae}/renders": [],
+    "results/autoencoders/{ae}/snapshots": ["results/autoencoders/{ae}/snapshots/index.json"],
     "results/autoencoders/{ae}": ["results/autoencoders/{ae}/model/igae_autoencoder.json"],
     "results/autoencoders": [f"{AE_RUN}/model/igae_autoencoder.json", f"{AE_RUN}/losses.csv"],
     "results/checkpoints/{ae}": [],
@@ -275,6 +286,7 @@ FOLDER_FILES: dict[str, list[str]] = {
     "results/nerf_summary/plots": [f"results/nerf_summary/plots/psnr_vs_time_{RGB_SPACE}.csv",
                                    "results/nerf_summary/plots/psnr_vs_time_{space}.csv"],
     "results/tuning": ["results/tuning/summary.csv", "results/tuning/choice.json"],
+    "results/budget": ["results/budget/budget.json"],
     # The report's files are listed in the Snakefile (each tagged for `snakemake --report`).
     "results/tables": [], "results/figures": [], "results/report": [],
 }

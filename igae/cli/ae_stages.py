@@ -17,7 +17,7 @@ import torch
 from igae.cli.common import log
 from igae.config import FINETUNE_JOINT_KEYS, Params, load_params
 from igae.errors import InputError
-from igae.io import atomic_dir, save_png_atomic, sha256_file
+from igae.io import atomic_dir, save_png_atomic, sha256_file, write_json_atomic
 from igae.provenance import provenance
 
 
@@ -208,7 +208,9 @@ def cmd_train_igae(args: argparse.Namespace) -> None:
         def extra(tmp: Path) -> None:
             save_field(tmp / "triplanes.pt", field, params.igae.triplane, {"scenes": bank.scene_names, "seed": params.seed})
             _save_training_renders(tmp / "renders", ae, field, bank, params)
-            # Budget study: the AE after k joint steps, an AE folder of its own (fit-nerf --autoencoder).
+            # Budget study: the AE after k joint steps, an AE folder of its own (fit-nerf --autoencoder);
+            # index.json always, so the folder is an output under both executors even without snapshots.
+            write_json_atomic(tmp / "snapshots" / "index.json", {"joint_steps": sorted(params.igae.snapshots)})
             for k, path in snapshot_files(args.work, params.igae.snapshots).items():
                 snap = copy.deepcopy(ae).cpu()
                 snap.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))

@@ -100,20 +100,23 @@ def cmd_summarize_nerf(args: argparse.Namespace) -> None:
         f"({len(fits)} fits)")
 
 
-def cmd_summarize_budget(args: argparse.Namespace) -> None:
-    from igae.eval.budget import budget_fits, budget_table
-    from igae.eval.nerf_summary import collect_fits
-    from igae.io import write_text_atomic
-    from igae.report.budget import budget_figure
-    from igae.report.figures import save_figure
+def cmd_budget_study(args: argparse.Namespace) -> None:
+    """Fit the IG-AE snapshots on the test scenes; print IG-AE minus standard per budget and method."""
+    from igae.nerf.budget_study import run_budget_study
+    from igae.train.distributed import set_threads
 
     params = load_params(args.params, preset=args.preset)
-    table = budget_table(budget_fits(args.budget), collect_fits(args.fits), params.igae.joint.steps)
-    out = Path(args.out)
-    write_text_atomic(out / "budget.csv", table.to_csv(index=False, float_format="%.6g"))
-    save_figure(budget_figure(table), out, "budget")
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    log(f"wrote {out}/budget.csv, budget.png/pdf ({table['joint_steps'].nunique()} budgets)")
+    threads = set_threads(params.nerf.threads)
+    record = run_budget_study(params, Path(args.scene_set), Path(args.autoencoders), Path(args.fits), Path(args.out),
+                              Path(args.work), threads, log)
+    if "table" in record:
+        print("IG-AE minus standard AE, PSNR (dB), mean [95% CI] over scenes x AE seeds, per joint-step budget:")
+        for row in record["table"]:
+            print(f"  {row['method']:>9} {row['joint_steps']:>6} joint steps: {row['mean']:+.3f} "
+                  f"[{row['lo']:+.3f}, {row['hi']:+.3f}] (n={row['n']})")
+    else:
+        print(record["note"])
+    log(f"wrote {args.out}")
 
 
 def cmd_build_extensions(args: argparse.Namespace) -> None:
@@ -190,14 +193,17 @@ def register(sub: argparse._SubParsersAction, add_params_args: Callable[[argpars
                    "equal_time.csv, goals.json, metrics.json, plots/psnr_vs_time_<space>.csv")
     p.set_defaults(handler=cmd_summarize_nerf)
 
-    help_ = ("IG-AE minus standard AE (mean, 95%% CI) against IG-AE's joint steps: the fits of IG-AE snapshots "
-             "(igae.snapshots) next to the final IG-AE's.")
-    p = sub.add_parser("summarize-budget", help=help_, description=help_)
+    help_ = ("Budget study: fit the IG-AE snapshots (igae.snapshots) on the test scenes with budget.methods and "
+             "compare each joint-step budget with the standard AE (mean, 95%% CI): budget.csv, budget.png/pdf.")
+    p = sub.add_parser("budget-study", help=help_, description=help_)
     add_params_args(p)
-    p.add_argument("--budget", required=True, help="folder of joint_<k>/<space>/<method>/<scene>/metrics.json")
+    p.add_argument("--scene-set", required=True, help="the test scene set (data/scenes/heldout)")
+    p.add_argument("--autoencoders", required=True, help="folder of the AE runs <ae>_s<seed> (results/autoencoders)")
     p.add_argument("--fits", required=True, help="the workflow's fits (results/nerf): standard AE and final IG-AE")
-    p.add_argument("--out", required=True, help="output folder: budget.csv, budget.png, budget.pdf")
-    p.set_defaults(handler=cmd_summarize_budget)
+    p.add_argument("--out", required=True, help="output folder (replaced whole): budget.json, budget.csv, budget.png/pdf, fits/")
+    p.add_argument("--work", default="results/checkpoints/budget",
+                   help="checkpoint folder of the fits, to resume an interrupted fit (default: %(default)s)")
+    p.set_defaults(handler=cmd_budget_study)
 
     help_ = ("Load, or JIT-build, nerfacc's CUDA extension once, before fits run in parallel (it builds into "
              "$TORCH_EXTENSIONS_DIR; concurrent first builds race). Without a CUDA toolkit it records why and exits 0.")
