@@ -6,6 +6,7 @@ Both executors must produce byte-identical outputs (the stages are deterministic
 
 from __future__ import annotations
 
+import csv
 import filecmp
 import json
 import os
@@ -67,6 +68,7 @@ FIT_OUTPUTS = [f"results/nerf/{folder}/{method}/{scene}/{name}" for folder in FI
                for scene in HELDOUT for name in ("per_view.csv", "renders", "field.pt", "turntable.gif")]
 REPORT_OUTPUTS = ["results/report/index.html", "results/tables/novel_view_synthesis.csv"]
 TUNING_OUTPUTS = ["results/tuning/summary.csv", "results/tuning/choice.json"]
+BUDGET_OUTPUTS = ["results/budget/budget.csv", "results/budget/fits/joint_2/igae_s0/ngp/scene_000/per_view.csv"]
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +79,7 @@ def snakemake_run(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def test_snakemake_builds_data(snakemake_run: Path) -> None:
-    for out in DATA_OUTPUTS + TRAINED_OUTPUTS + FIT_OUTPUTS + REPORT_OUTPUTS + TUNING_OUTPUTS:
+    for out in DATA_OUTPUTS + TRAINED_OUTPUTS + FIT_OUTPUTS + REPORT_OUTPUTS + TUNING_OUTPUTS + BUDGET_OUTPUTS:
         assert (snakemake_run / out).exists(), out
     scenes = sorted((snakemake_run / "data/scenes/heldout").glob("scene_*/transforms.json"))
     assert len(scenes) == 2  # presets/smoke.yaml: heldout count 2
@@ -93,6 +95,16 @@ def test_snakemake_builds_data(snakemake_run: Path) -> None:
     # Tuning is off by default: its stage records that and fits nothing.
     assert json.loads((snakemake_run / "results/tuning/choice.json").read_text())["enabled"] is False
     assert not (snakemake_run / "results/tuning/fits").exists()
+    # The budget study (smoke: snapshot after 2 of 4 joint steps, ngp): one row per budget, the final
+    # IG-AE's equal to the main fits' IG-AE minus standard (the same paired computation).
+    budget = list(csv.DictReader((snakemake_run / "results/budget/budget.csv").open()))
+    assert [(r["joint_steps"], r["method"], r["n"]) for r in budget] == [("2", "ngp", "2"), ("4", "ngp", "2")]
+    paired = {(r["a"], r["b"], r["method"], r["metric"]): r for r in
+              csv.DictReader((snakemake_run / "results/nerf_summary/paired.csv").open())}
+    final = paired[("igae", "standard", "ngp", "psnr")]
+    assert float(budget[1]["mean"]) == pytest.approx(float(final["mean"]), abs=1e-5)
+    assert float(budget[0]["lo"]) <= float(budget[0]["mean"]) <= float(budget[0]["hi"])
+    assert (snakemake_run / "results/budget/budget.png").stat().st_size > 1000
 
 
 def test_second_snakemake_run_does_nothing(snakemake_run: Path) -> None:
@@ -121,7 +133,7 @@ def test_dvc_repro_matches_snakemake_and_second_repro_is_noop(snakemake_run: Pat
     metrics = _run(dvc + ["metrics", "show", "--json"], work)
     assert "goals.json" in metrics and "psnr" in metrics, metrics
     _run(dvc + ["plots", "show", "--json"], work)
-    for out in DATA_OUTPUTS + TRAINED_OUTPUTS + FIT_OUTPUTS + TUNING_OUTPUTS:
+    for out in DATA_OUTPUTS + TRAINED_OUTPUTS + FIT_OUTPUTS + TUNING_OUTPUTS + BUDGET_OUTPUTS:
         a, b = snakemake_run / out, work / out
         if a.is_file():
             assert a.read_bytes() == b.read_bytes(), out
@@ -354,7 +366,7 @@ def test_both_executors_record_the_same_params_per_stage(snakemake_run: Path, dv
                                                        for k in ngp)
     assert not {"nerf", "nerf.methods", "nerf.autoencoders", "training", "training.threads"} & set(ngp)
     assert not {"igae.joint.rgb", "igae.joint.latent", "igae.joint.tv", "igae.joint.lr_triplane", "igae"} & set(
-        dvc_params["finetune_ae"])
+        dvc_params["finetune_ae@0"])
 
 
 def _snakemake_jobs(work: Path) -> set[str]:
@@ -399,7 +411,7 @@ def _expand(spec: set[str], methods: list[str], seeds: tuple[int, ...] = (0,)) -
     return out
 
 
-AFTER_FITS = {"summarize_nerf", "report"}
+AFTER_FITS = {"summarize_nerf", "budget_study", "report"}  # budget_study reads every fit (it compares with them)
 # tune_nerf reads every fit key and every method's entry, and the AE runs (it fits with them).
 FITS_AND_AFTER = {"fit_nerf_rgb", "fit_nerf_latent", "tune_nerf"} | AFTER_FITS
 AES_AND_AFTER = {"train_ae", "train_igae", "finetune_ae", "eval_ae", "fit_nerf_latent", "tune_nerf"} | AFTER_FITS
