@@ -46,7 +46,7 @@ gpu-check: setup  ## the prepared GPU check (benchmarks/gpu_check.sh): JSON of r
 	benchmarks/gpu_check.sh
 
 readme: setup  ## copy the README's figures and main table from the last run's results/
-	$(BIN)/python workflow/scripts/update_readme.py
+	$(BIN)/python workflow/scripts/update_readme.py $(if $(LONG),--long $(LONG))
 
 bench: setup  ## print throughput numbers (render speed, ...)
 	$(BIN)/python benchmarks/bench_render.py

@@ -101,7 +101,7 @@ REPORT_OUTPUTS = [report("results/report/index.html", category="Report", caption
 
 
 # One rule per stage of the table: files, params, threads and resources all come from it.
-for name, stage in snakemake_stages().items():
+for name, stage in snakemake_stages(P).items():
     rule:
         name:
             name

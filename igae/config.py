@@ -375,6 +375,11 @@ class NerfParams(_Section):
     autoencoders: list[Literal[AE_NAMES]] = Field(  # type: ignore[valid-type]
         description="Latent spaces the workflow fits in (the RGB baseline is always fitted too).")
     threads: int = Field(ge=0, description="CPU threads per fit (fits run in parallel, e.g. one per core); 0: all cores.")
+    snakemake_fit_jobs: Literal["scene", "scene_set"] = Field(
+        description="How Snakemake groups the fits into jobs: scene (one job per scene x space x AE seed x method: "
+        "a cluster runs them all at once) or scene_set (one job per space x AE seed x method that fits the scenes in "
+        "turn, as DVC's stages do: a process's start-up, imports and metric networks are paid once per job, not per "
+        "scene). The fits and their folders are the same either way.")
     sampler: Literal["occupancy", "coarse_to_fine"] = Field(
         description="occupancy: empty-space skipping (nerfacc on CUDA, torch on CPU); coarse_to_fine: NeRF's hierarchical sampling.")
     samples_per_ray: int = Field(ge=2, description="Samples per ray (coarse_to_fine: split half coarse, half fine).")
@@ -404,7 +409,7 @@ class NerfParams(_Section):
         return self
 
 
-WORKFLOW_NERF_KEYS = ("methods", "autoencoders", "method_params")
+WORKFLOW_NERF_KEYS = ("methods", "autoencoders", "method_params", "snakemake_fit_jobs")
 """Keys of ``nerf`` that say which fits the workflow runs (and each method's own entry), not how a fit runs."""
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from igae.config import AE_NAMES, RGB_SPACE, SCENE_SETS
+from igae.config import AE_NAMES, RGB_SPACE, SCENE_SETS, load_params
 from igae.fields.registry import METHOD_NAMES
 from igae.layout import ae_run_name
 
@@ -63,6 +63,10 @@ FIT_FOLDERS = (RGB_SPACE, *AE_RUNS)
 """The folders of each space's fits under results/nerf (latent spaces: AE seed 0)."""
 METHODS = METHOD_NAMES
 HELDOUT = ("scene_000", "scene_001")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FIT_JOBS_PER_SET = (len(HELDOUT) if load_params(REPO_ROOT / "params.yaml", preset="smoke").nerf.snakemake_fit_jobs == "scene"
+                    else 1)
+"""Snakemake jobs per space x AE seed x method: one per scene, or one for the scene set (nerf.snakemake_fit_jobs)."""
 # Per-scene NeRF fits: everything but the timings (metrics.json, curve.csv) is deterministic.
 FIT_OUTPUTS = [f"results/nerf/{folder}/{method}/{scene}/{name}" for folder in FIT_FOLDERS for method in METHODS
                for scene in HELDOUT for name in ("per_view.csv", "renders", "field.pt", "turntable.gif")]
@@ -566,7 +570,7 @@ def test_a_new_method_runs_through_fit_and_summary(snakemake_run: Path, tmp_path
            "results/nerf_summary/summary.csv"]
     plan = _dry_run_jobs(_run(smk[:3] + ["-n"] + smk[3:], work))
     assert sorted((j["rule"], j["wildcards"].get("method")) for j in plan) == sorted(
-        [("fit_nerf_rgb", "toy")] * len(HELDOUT) + [("fit_nerf_latent", "toy")] * len(HELDOUT) * 3
+        [("fit_nerf_rgb", "toy")] * FIT_JOBS_PER_SET + [("fit_nerf_latent", "toy")] * FIT_JOBS_PER_SET * 3
         + [("summarize_nerf", None)])
     _run(smk, work)
     import csv
@@ -633,7 +637,7 @@ def test_a_second_ae_seed_plans_its_own_jobs_and_trains_another_ae(snakemake_run
     jobs = _dry_run_jobs(out)
     seed1 = [j for j in jobs if j["wildcards"].get("ae_seed") == "1"]
     assert sorted(j["rule"] for j in seed1) == sorted(
-        ["train_ae", "train_igae", "finetune_ae"] + ["eval_ae"] * 3 + ["fit_nerf_latent"] * (3 * len(METHODS) * len(HELDOUT)))
+        ["train_ae", "train_igae", "finetune_ae"] + ["eval_ae"] * 3 + ["fit_nerf_latent"] * (3 * len(METHODS) * FIT_JOBS_PER_SET))
     assert not [j for j in jobs if j["wildcards"].get("ae_seed") == "0" or j["rule"] == "fit_nerf_rgb"]
     assert "--seed 1 --scenes data/scenes/train --photos data/photos --out results/autoencoders/standard_s1 " in out
     assert "--autoencoder results/autoencoders/igae_s1 --space-name igae --ae-seed 1 --method ngp" in out

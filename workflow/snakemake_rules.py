@@ -128,7 +128,7 @@ def rule_command(name: str, stage: Stage, preset: str, log: str) -> Callable[[An
     expression when the job runs, when the loop variable names the last stage), so the rule's
     ``shell:`` is ``{params.cmd}`` and the command is a param: a changed command reruns the job.
     """
-    cmd = snakemake_shell(name, preset) + (f" > {log} 2>&1" if stage.log_stdout else f" 2> {log}")
+    cmd = snakemake_shell(name, preset, stage) + (f" > {log} 2>&1" if stage.log_stdout else f" 2> {log}")
     for var in LOOP_VARS:
         cmd = cmd.replace("{" + var + "}", "{wildcards." + var + "}")
     return lambda wildcards: cmd.format(wildcards=wildcards)

@@ -27,7 +27,7 @@ item's paths differently, so every seed's paths have the same form.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from igae.config import (AE_NAMES, FINETUNE_JOINT_KEYS, RGB_SPACE, SCENE_SETS, Params, nerf_fit_keys,
@@ -304,15 +304,27 @@ TOP_LEVEL_PLOTS = [{
 LOOP_VARS = ("set", "ae", "ae_seed", "space", "method", "scene")
 
 
-def snakemake_stages() -> dict[str, Stage]:
-    """The stages Snakemake runs (one rule each), in table order."""
-    return {name: s for name, s in STAGES.items() if "snakemake" in s.executors}
+def snakemake_stage(stage: Stage, params: Params) -> Stage:
+    """The stage as Snakemake runs it under ``params``: with ``nerf.snakemake_fit_jobs: scene_set`` a fit
+    stage runs DVC's command, one job per space x AE seed x method over the scene set, instead of
+    one job per scene (the same fits, into the same folders)."""
+    if "scene" in stage.snakemake_wildcards and params.nerf.snakemake_fit_jobs == "scene_set":
+        return replace(stage, snakemake_cmd=None, snakemake_wildcards=(), log=None)
+    return stage
 
 
-def snakemake_shell(name: str, preset: str) -> str:
+def snakemake_stages(params: Params | None = None) -> dict[str, Stage]:
+    """The stages Snakemake runs (one rule each), in table order: as Snakemake runs them under
+    ``params`` when given (:func:`snakemake_stage`), else as the table has them."""
+    return {name: snakemake_stage(s, params) if params else s for name, s in STAGES.items()
+            if "snakemake" in s.executors}
+
+
+def snakemake_shell(name: str, preset: str, stage: Stage | None = None) -> str:
     """The stage's command for a Snakemake ``shell:``: ``{preset}`` filled in, loop variables
-    as ``{wildcards.x}`` (``{{`` escapes stay literal)."""
-    stage = STAGES[name]
+    as ``{wildcards.x}`` (``{{`` escapes stay literal). ``stage``: the table's, unless given
+    (:func:`snakemake_stage`)."""
+    stage = stage or STAGES[name]
     cmd = stage.snakemake_cmd or stage.cmd
     for var in LOOP_VARS:
         cmd = cmd.replace("{" + var + "}", "{wildcards." + var + "}")

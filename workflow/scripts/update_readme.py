@@ -9,18 +9,30 @@
   (results/benchmarks/scaling/full/, else quick/: scaling.md, scaling.png copied to
   docs/scaling.png) and the decoder profiles (results/benchmarks/decoder*/decoder.md), when present.
 
+- `<!-- long:start -->` / `<!-- long:end -->`, with `--long RUN` (the folder of a finished run of
+  another preset, e.g. `presets/long.yaml`): that run's main table, paired differences and generated
+  findings, its budget study (results/budget/budget.csv as a table, budget.png copied to
+  docs/long_budget.png), headed by the preset, scene and seed counts, the date the summary was
+  written and the machine its fits recorded.
+
 Each block is updated when its sources exist; nothing typed by hand goes in.
 """
 
 from __future__ import annotations
 
+import argparse
+import csv
+import json
 import shutil
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 FIGURES = ["qualitative_scene_000.png", "psnr_vs_time.png"]
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 SCALING_START, SCALING_END = "<!-- scaling:start -->", "<!-- scaling:end -->"
+LONG_START, LONG_END = "<!-- long:start -->", "<!-- long:end -->"
+LONG_TABLES = ["novel_view_synthesis.md", "paired_differences.md", "findings.md"]
 
 
 def replace_block(text: str, start: str, end: str, body: str) -> str:
@@ -65,10 +77,50 @@ def scaling_block(repo: Path) -> str | None:
     return "\n\n".join(p.strip() for p in parts)
 
 
-def main(repo: Path) -> int:
+def _budget_markdown(budget_csv: Path) -> str:
+    rows = list(csv.DictReader(budget_csv.open()))
+    lines = ["IG-AE minus standard AE, PSNR (dB) on test views, per IG-AE joint-step budget (mean [95% CI], "
+             "n = scenes x AE seeds):", "", "| method | joint steps | mean | 95% CI | n |", "|---|---|---|---|---|"]
+    lines += [f"| {r['method']} | {r['joint_steps']} | {float(r['mean']):+.2f} | [{float(r['lo']):+.2f}, "
+              f"{float(r['hi']):+.2f}] | {r['n']} |" for r in rows]
+    return "\n".join(lines)
+
+
+def long_block(repo: Path, run: Path) -> str | None:
+    """A finished run's main table, paired differences, findings and budget study, with its preset,
+    date and machine, or None when the run lacks them."""
+    tables = [run / "results" / "tables" / name for name in LONG_TABLES]
+    budget_csv, budget_png = run / "results/budget/budget.csv", run / "results/budget/budget.png"
+    per_fit = run / "results/nerf_summary/per_fit.csv"
+    if not all(p.is_file() for p in [*tables, budget_csv, budget_png, per_fit]):
+        return None
+    fits = list(csv.DictReader(per_fit.open()))
+    record = json.loads(Path(fits[0]["source"] if Path(fits[0]["source"]).is_absolute()
+                             else run / fits[0]["source"]).read_text())
+    machine = record["provenance"].get("machine") or {}
+    when = datetime.fromtimestamp(per_fit.stat().st_mtime, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    scenes = sorted({f["scene"] for f in fits})
+    seeds = sorted({f["ae_seed"] for f in fits if f["ae_seed"] not in ("", "nan")})
+    head = (f"Preset `{record['preset']}`: {len(scenes)} test scenes x {len(seeds)} AE seeds; summary written "
+            f"{when}; machine: {machine.get('cpu_model', 'unknown CPU')}, {machine.get('cpu_count', '?')} cores, "
+            f"device {record['provenance'].get('device')}.")
+    (repo / "docs").mkdir(exist_ok=True)
+    shutil.copyfile(budget_png, repo / "docs" / "long_budget.png")
+    parts = [head, *(p.read_text() for p in tables), _budget_markdown(budget_csv), "![long_budget.png](docs/long_budget.png)"]
+    return "\n\n".join(p.strip() for p in parts)
+
+
+def main(repo: Path, long_run: Path | None = None) -> int:
     readme_path = repo / "README.md"
     readme = readme_path.read_text()
     blocks = {(START, END): results_block(repo), (SCALING_START, SCALING_END): scaling_block(repo)}
+    if long_run is not None:
+        body = long_block(repo, long_run)
+        if body is None:
+            print(f"error: {long_run} is not a finished run with results/tables, results/budget and "
+                  "results/nerf_summary/per_fit.csv", file=sys.stderr)
+            return 2
+        blocks[(LONG_START, LONG_END)] = body
     if all(body is None for body in blocks.values()):
         print("error: run the pipeline (results/tables, results/figures) or benchmarks/bench_scaling.py first",
               file=sys.stderr)
@@ -89,4 +141,7 @@ def main(repo: Path) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(Path(__file__).resolve().parents[2]))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--long", type=Path, default=None, help="a finished run of another preset (its folder)")
+    args = parser.parse_args()
+    raise SystemExit(main(Path(__file__).resolve().parents[2], args.long))
