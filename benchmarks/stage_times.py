@@ -36,26 +36,39 @@ def stage_of(path: Path) -> str:
     return name
 
 
-def main(folder: Path) -> int:
-    files = sorted(folder.rglob("*.tsv"))
-    if not files:
-        print(f"error: no benchmark records in {folder}; run `snakemake --cores all` first", file=sys.stderr)
-        return 2
-    jobs: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for f in files:
+def stage_jobs(folder: Path) -> dict[str, list[tuple[float, float, float]]]:
+    """Per stage, each job's ``(wall s, peak RSS MB, end time)`` (end: its record's modification time)."""
+    jobs: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+    for f in sorted(folder.rglob("*.tsv")):
         rows = list(csv.DictReader(f.open(), delimiter="\t"))
         if rows:
-            jobs[stage_of(f.relative_to(folder))].append((float(rows[-1]["s"]), float(rows[-1]["max_rss"] or 0)))
+            jobs[stage_of(f.relative_to(folder))].append(
+                (float(rows[-1]["s"]), float(rows[-1]["max_rss"] or 0), f.stat().st_mtime))
+    return dict(jobs)
+
+
+def run_span_s(jobs: dict[str, list[tuple[float, float, float]]]) -> float:
+    """Wall time from the first job's start to the last job's end (the run's, without Snakemake's start-up)."""
+    records = [r for v in jobs.values() for r in v]
+    return max(end for _, _, end in records) - min(end - s for s, _, end in records)
+
+
+def main(folder: Path) -> int:
+    jobs = stage_jobs(folder)
+    if not jobs:
+        print(f"error: no benchmark records in {folder}; run `snakemake --cores all` first", file=sys.stderr)
+        return 2
     print(f"{'stage':<18}{'jobs':>6}{'sum (s)':>10}{'longest (s)':>13}{'peak RSS (MB)':>15}")
     total = 0.0
     for stage in STAGES + sorted(set(jobs) - set(STAGES)):
         if stage not in jobs:
             continue
-        times = [t for t, _ in jobs[stage]]
+        times = [t for t, _, _ in jobs[stage]]
         total += sum(times)
-        print(f"{stage:<18}{len(times):>6}{sum(times):>10.1f}{max(times):>13.1f}{max(m for _, m in jobs[stage]):>15.0f}")
+        print(f"{stage:<18}{len(times):>6}{sum(times):>10.1f}{max(times):>13.1f}{max(m for _, m, _ in jobs[stage]):>15.0f}")
     print(f"{'all jobs':<18}{sum(len(v) for v in jobs.values()):>6}{total:>10.1f}  (job-seconds; with N cores the run's "
           f"wall time is at least this / N)")
+    print(f"first job start to last job end: {run_span_s(jobs):.0f} s")
     return 0
 
 

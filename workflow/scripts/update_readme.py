@@ -46,6 +46,42 @@ TABLES = ["novel_view_synthesis.md", "findings.md", "paired_differences.md", "eq
 """What the results block holds, in order (all written by `igae report`)."""
 
 
+def machine_text(fit_metrics: Path) -> str:
+    """The machine a fit's ``metrics.json`` recorded (CPU model and count, device)."""
+    prov = json.loads(fit_metrics.read_text())["provenance"]
+    m = prov.get("machine")
+    cpu = f"{m['cpu_model']}, {m['cpu_count']} cores" if m else f"CPU not recorded (platform {prov.get('platform')})"
+    return f"{cpu}, device {prov.get('device')}"
+
+
+def first_fit(run: Path) -> Path:
+    """A fit's ``metrics.json`` of a finished run (the first row of its per_fit.csv)."""
+    source = Path(next(csv.DictReader((run / "results/nerf_summary/per_fit.csv").open()))["source"])
+    return source if source.is_absolute() else run / source
+
+
+def runtime_text(run: Path) -> str | None:
+    """The run's wall time and job-seconds per group of stages, from its Snakemake benchmark records."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from stage_times import run_span_s, stage_jobs
+
+    jobs = stage_jobs(run / "results/benchmarks")
+    if not jobs:
+        return None
+    groups = {"data": ("fetch_assets", "select_objects", "render_scenes", "build_photos"),
+              "autoencoders": ("train_ae", "train_igae", "finetune_ae", "eval_ae"),
+              "RGB fits": ("fit_nerf_rgb",), "latent fits": ("fit_nerf_latent",),
+              "tuning and budget study": ("tune_nerf", "budget_study"), "summary and report": ("summarize_nerf", "report")}
+    parts = []
+    for label, stages in groups.items():
+        records = [r for st in stages for r in jobs.get(st, [])]
+        if records:
+            parts.append(f"{label} {sum(r[0] for r in records):.0f} s ({len(records)} jobs)")
+    return (f"Run time of this run: {run_span_s(jobs) / 60:.1f} min from the first job's start to the last job's end "
+            f"(Snakemake's benchmark records; `python benchmarks/stage_times.py` prints them per stage), on "
+            f"{machine_text(first_fit(run))}. Job-seconds: {'; '.join(parts)}.")
+
+
 def results_block(repo: Path) -> str | None:
     """The main table, the generated findings, the paired and equal-time tables and two figures
     (copied into docs/), or None before a pipeline run."""
@@ -56,7 +92,9 @@ def results_block(repo: Path) -> str | None:
     (repo / "docs").mkdir(exist_ok=True)
     for name in FIGURES:
         shutil.copyfile(results / "figures" / name, repo / "docs" / name)
-    return "\n\n".join(p.read_text().strip() for p in tables) + "\n\n" + "".join(f"![{n}](docs/{n})\n" for n in FIGURES)
+    runtime = runtime_text(repo)
+    return ("\n\n".join([*(p.read_text().strip() for p in tables), *([runtime] if runtime else [])]) + "\n\n"
+            + "".join(f"![{n}](docs/{n})\n" for n in FIGURES))
 
 
 def scaling_block(repo: Path) -> str | None:
@@ -95,18 +133,17 @@ def long_block(repo: Path, run: Path) -> str | None:
     if not all(p.is_file() for p in [*tables, budget_csv, budget_png, per_fit]):
         return None
     fits = list(csv.DictReader(per_fit.open()))
-    record = json.loads(Path(fits[0]["source"] if Path(fits[0]["source"]).is_absolute()
-                             else run / fits[0]["source"]).read_text())
-    machine = record["provenance"].get("machine") or {}
+    preset = json.loads(first_fit(run).read_text())["preset"]
     when = datetime.fromtimestamp(per_fit.stat().st_mtime, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     scenes = sorted({f["scene"] for f in fits})
     seeds = sorted({f["ae_seed"] for f in fits if f["ae_seed"] not in ("", "nan")})
-    head = (f"Preset `{record['preset']}`: {len(scenes)} test scenes x {len(seeds)} AE seeds; summary written "
-            f"{when}; machine: {machine.get('cpu_model', 'unknown CPU')}, {machine.get('cpu_count', '?')} cores, "
-            f"device {record['provenance'].get('device')}.")
+    head = (f"Preset `{preset}`: {len(scenes)} test scenes x {len(seeds)} AE seeds; summary written {when}; "
+            f"machine: {machine_text(first_fit(run))}.")
+    runtime = runtime_text(run)
     (repo / "docs").mkdir(exist_ok=True)
     shutil.copyfile(budget_png, repo / "docs" / "long_budget.png")
-    parts = [head, *(p.read_text() for p in tables), _budget_markdown(budget_csv), "![long_budget.png](docs/long_budget.png)"]
+    parts = [head, *(p.read_text() for p in tables), _budget_markdown(budget_csv), *([runtime] if runtime else []),
+             "![long_budget.png](docs/long_budget.png)"]
     return "\n\n".join(p.strip() for p in parts)
 
 
