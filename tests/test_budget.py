@@ -27,3 +27,23 @@ def test_each_budget_is_paired_with_the_standard_fits_of_the_same_scenes() -> No
     assert k.loc[200, "lo"] < 1.5 < k.loc[200, "hi"]
     fig = budget_figure(table)
     assert len(fig.axes[0].lines) >= 2
+
+
+def test_budget_study_names_missing_snapshot_folders_and_records_an_empty_study(tmp_path, repo_root) -> None:
+    import json
+
+    from igae.config import load_params
+    from igae.errors import InputError
+    from igae.nerf.budget_study import run_budget_study
+
+    params = load_params(repo_root / "params.yaml", preset="smoke")  # snapshots [2]
+    (tmp_path / "scenes" / "scene_000").mkdir(parents=True)
+    with pytest.raises(InputError, match=r"igae_s0/snapshots/joint_2.*rerun the IG-AE stage"):
+        run_budget_study(params, tmp_path / "scenes", tmp_path / "autoencoders", tmp_path / "fits", tmp_path / "out",
+                         tmp_path / "work", 1)
+    assert not (tmp_path / "out").exists()  # nothing half-written
+    empty = params.model_copy(update={"igae": params.igae.model_copy(update={"snapshots": []})})
+    record = run_budget_study(empty, tmp_path / "scenes", tmp_path / "autoencoders", tmp_path / "fits", tmp_path / "out",
+                              tmp_path / "work", 1)
+    assert "nothing was fitted" in record["note"]
+    assert json.loads((tmp_path / "out" / "budget.json").read_text())["snapshots"] == []

@@ -31,6 +31,17 @@ def test_presets_override_without_copying(repo_root: Path, preset: str) -> None:
     assert p.seed == base.seed
 
 
+def test_long_preset_is_a_longer_budget_with_two_seeds_and_three_budgets(repo_root: Path) -> None:
+    """presets/long.yaml: at least two AE seeds, more standard-AE and joint steps than the default,
+    and snapshots that give the budget study at least 3 budgets (with the final IG-AE)."""
+    base = load_params(repo_root / "params.yaml")
+    long = load_params(repo_root / "params.yaml", preset="long")
+    assert len(long.ae_seeds) >= 2
+    assert long.train_ae.steps > base.train_ae.steps and long.igae.joint.steps > base.igae.joint.steps
+    assert len({*long.igae.snapshots, long.igae.joint.steps}) >= 3
+    assert set(long.budget.methods) <= set(long.nerf.methods)
+
+
 @pytest.mark.parametrize(
     "override, words",
     [
@@ -65,7 +76,7 @@ def test_bad_values_name_the_key(repo_root: Path, override: dict, words: list[st
 
 
 def test_unknown_preset_lists_available(repo_root: Path) -> None:
-    with pytest.raises(InputError, match="preset 'nope' does not exist.*available: default, paper, smoke$"):
+    with pytest.raises(InputError, match="preset 'nope' does not exist.*available: default, long, paper, smoke$"):
         load_params(repo_root / "params.yaml", preset="nope")
 
 

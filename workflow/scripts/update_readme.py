@@ -93,8 +93,22 @@ def results_block(repo: Path) -> str | None:
     for name in FIGURES:
         shutil.copyfile(results / "figures" / name, repo / "docs" / name)
     runtime = runtime_text(repo)
-    return ("\n\n".join([*(p.read_text().strip() for p in tables), *([runtime] if runtime else [])]) + "\n\n"
-            + "".join(f"![{n}](docs/{n})\n" for n in FIGURES))
+    budget = budget_text(repo)
+    return ("\n\n".join([*(p.read_text().strip() for p in tables), *([runtime] if runtime else []),
+                         *([budget] if budget else [])]) + "\n\n"
+            + "".join(f"![{n}](docs/{n})\n" for n in [*FIGURES, *(["budget.png"] if budget else [])]))
+
+
+def budget_text(run: Path) -> str | None:
+    """The run's budget study (results/budget: its table; budget.png copied to docs/), or None when it fitted nothing."""
+    folder = run / "results/budget"
+    if not (folder / "budget.csv").is_file():
+        return None
+    record = json.loads((folder / "budget.json").read_text())
+    (run / "docs").mkdir(exist_ok=True)
+    shutil.copyfile(folder / "budget.png", run / "docs" / "budget.png")
+    return (f"Budget study of this run (`igae.snapshots` {record['snapshots']} of {record['final_joint_steps']} joint "
+            f"steps, AE seeds {record['ae_seeds']}, methods {record['methods']}):\n\n" + _budget_markdown(folder / "budget.csv"))
 
 
 def scaling_block(repo: Path) -> str | None:
