@@ -144,6 +144,17 @@ def cmd_build_extensions(args: argparse.Namespace) -> None:
             raise InputError(f"nerfacc's CUDA extension is required (--require) but unavailable: {status.reason}")
 
 
+def _add_scene_set_fit_args(p: argparse.ArgumentParser, add_params_args: Callable[[argparse.ArgumentParser], None],
+                            scene_set: str, outputs: str, work: str) -> None:
+    """The arguments of a stage that fits a whole scene set with the pipeline's AE runs."""
+    add_params_args(p)
+    p.add_argument("--scene-set", required=True, help=scene_set)
+    p.add_argument("--autoencoders", required=True, help="folder of the AE runs <ae>_s<seed> (results/autoencoders)")
+    p.add_argument("--out", required=True, help=f"output folder (replaced whole): {outputs}")
+    p.add_argument("--work", default=work,
+                   help="checkpoint folder of the fits, to resume an interrupted fit (default: %(default)s)")
+
+
 def register(sub: argparse._SubParsersAction, add_params_args: Callable[[argparse.ArgumentParser], None]) -> None:
     """Add ``fit-nerf`` to the ``igae`` parser."""
     help_ = ("Fit one NeRF method to one scene, in RGB or in an autoencoder's latent space, and evaluate it "
@@ -176,12 +187,8 @@ def register(sub: argparse._SubParsersAction, add_params_args: Callable[[argpars
     help_ = ("Choose a fit hyper-parameter on the validation scenes: fit them once per value of tuning.param "
              "(spaces, methods: tuning) and write summary.csv and choice.json (the best mean validation PSNR).")
     p = sub.add_parser("tune-nerf", help=help_, description=help_)
-    add_params_args(p)
-    p.add_argument("--scene-set", required=True, help="the validation scene set (data/scenes/validation)")
-    p.add_argument("--autoencoders", required=True, help="folder of the AE runs <ae>_s<seed> (results/autoencoders)")
-    p.add_argument("--out", required=True, help="output folder (replaced whole): summary.csv, choice.json, fits/")
-    p.add_argument("--work", default="results/checkpoints/tuning",
-                   help="checkpoint folder of the fits, to resume an interrupted fit (default: %(default)s)")
+    _add_scene_set_fit_args(p, add_params_args, "the validation scene set (data/scenes/validation)", "summary.csv, choice.json, fits/",
+                            "results/checkpoints/tuning")
     p.set_defaults(handler=cmd_tune_nerf)
 
     help_ = ("Collect every fit's metrics.json into per_fit.csv, per-(space, method) means, paired differences "
@@ -196,13 +203,9 @@ def register(sub: argparse._SubParsersAction, add_params_args: Callable[[argpars
     help_ = ("Budget study: fit the IG-AE snapshots (igae.snapshots) on the test scenes with budget.methods and "
              "compare each joint-step budget with the standard AE (mean, 95%% CI): budget.csv, budget.png/pdf.")
     p = sub.add_parser("budget-study", help=help_, description=help_)
-    add_params_args(p)
-    p.add_argument("--scene-set", required=True, help="the test scene set (data/scenes/heldout)")
-    p.add_argument("--autoencoders", required=True, help="folder of the AE runs <ae>_s<seed> (results/autoencoders)")
+    _add_scene_set_fit_args(p, add_params_args, "the test scene set (data/scenes/heldout)", "budget.json, budget.csv, budget.png/pdf, fits/",
+                            "results/checkpoints/budget")
     p.add_argument("--fits", required=True, help="the workflow's fits (results/nerf): standard AE and final IG-AE")
-    p.add_argument("--out", required=True, help="output folder (replaced whole): budget.json, budget.csv, budget.png/pdf, fits/")
-    p.add_argument("--work", default="results/checkpoints/budget",
-                   help="checkpoint folder of the fits, to resume an interrupted fit (default: %(default)s)")
     p.set_defaults(handler=cmd_budget_study)
 
     help_ = ("Load, or JIT-build, nerfacc's CUDA extension once, before fits run in parallel (it builds into "
