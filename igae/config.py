@@ -471,9 +471,6 @@ class Params(_Section):
             missing = [m for m in methods if m not in self.nerf.method_params]
             if missing:
                 raise ValueError(f"{key} lists {missing} but nerf.method_params has no entry for them")
-        if self.igae.snapshots and not set(self.budget.methods) <= set(self.nerf.methods):
-            raise ValueError(f"budget.methods {self.budget.methods} must be among nerf.methods {self.nerf.methods}: "
-                             "each budget is compared with the standard AE's fits of the same methods")
         arch = self.autoencoder.architecture
         if self.autoencoder.pretrained is None:
             factor = 2 ** (len(arch.block_out_channels) - 1)

@@ -118,7 +118,7 @@ def test_one_igae_joint_step_on_the_device(tmp_path: Path, precision: str) -> No
     from igae.train.igae_trainer import make_triplane_field, train_igae
     from igae.train.precision import configure_precision
 
-    p = _params(**{"igae.warmup.steps": 1, "igae.joint.steps": 1, "igae.joint.views_per_batch": 2,
+    p = _params(**{"igae.warmup.steps": 1, "igae.joint.steps": 1, "igae.snapshots": [], "igae.joint.views_per_batch": 2,
                    "igae.joint.photos_per_batch": 2, "igae.warmup.views_per_batch": 2})
     bank = _bank()
     ae = Autoencoder.from_architecture(ARCH, seed=0).to(DEVICE)

@@ -28,7 +28,8 @@ ARCH = AEArchitecture((8, 16, 16), 1, 4, 4)
 def _params(**overrides):
     base = {"igae.warmup.steps": 3, "igae.joint.steps": 3, "igae.checkpoint_every": 2,
             "igae.joint.views_per_batch": 2, "igae.joint.photos_per_batch": 2, "igae.warmup.views_per_batch": 2,
-            "train_ae.steps": 4, "train_ae.batch_size": 4, "train_ae.checkpoint_every": 2}
+            "train_ae.steps": 4, "train_ae.batch_size": 4, "train_ae.checkpoint_every": 2,
+            "igae.snapshots": []}  # the smoke preset's snapshot would not fit every joint.steps below
     base.update(overrides)
     return load_params(REPO / "params.yaml", preset="smoke", overrides=base)
 

@@ -42,8 +42,8 @@ def run_budget_study(params: Params, scene_set: Path, autoencoders: Path, fits: 
         The content of ``budget.json``.
 
     Raises:
-        InputError: a snapshot folder that does not exist (the IG-AE stage ran with other snapshots),
-            no scene folders, or no standard-AE fits to compare with.
+        InputError: no standard-AE fits of ``budget.methods`` to compare with, a snapshot folder that does
+            not exist (the IG-AE stage ran with other snapshots), or no scene folders.
     """
     from igae.data.scene import scene_folders
     from igae.eval.budget import budget_fits, budget_table
@@ -66,6 +66,11 @@ def run_budget_study(params: Params, scene_set: Path, autoencoders: Path, fits: 
             if missing:
                 raise InputError(f"igae.snapshots {snapshots} needs the snapshot folders {missing}: rerun the IG-AE "
                                  "stage with these snapshots")
+            main_fits = collect_fits(fits)
+            unfitted = sorted(set(methods) - set(main_fits.loc[main_fits["space"] == "standard", "method"]))
+            if unfitted:
+                raise InputError(f"budget.methods {unfitted} have no standard-AE fits to compare with (nerf.methods: "
+                                 "the study's methods must be fitted in the main benchmark too)", fits)
             total = len(sources) * len(methods) * len(scenes)
             done = 0
             for (k, seed), source in sources.items():
@@ -76,7 +81,7 @@ def run_budget_study(params: Params, scene_set: Path, autoencoders: Path, fits: 
                         log(f"budget fit {done}/{total}: joint_{k} seed {seed} {method} {scene.name}")
                         run_fit(FitJob(scene, str(source), method, tmp / FITS_DIR / where, work / where,
                                        space_name=SPACE, progress=False, ae_seed=seed), params, threads, log)
-            table = budget_table(budget_fits(tmp / FITS_DIR), collect_fits(fits), params.igae.joint.steps)
+            table = budget_table(budget_fits(tmp / FITS_DIR), main_fits, params.igae.joint.steps)
             write_text_atomic(tmp / TABLE_FILE, table.to_csv(index=False, float_format="%.6g"))
             save_figure(budget_figure(table), tmp, "budget")
             record.update(scenes=[s.name for s in scenes], fits=total, table=table.to_dict(orient="records"))
