@@ -14,8 +14,8 @@ export DVC_NO_ANALYTICS := 1
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-cache-dir -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-cache-dir --no-deps --no-build-isolation -e .
 	@touch $@
 
 setup: $(STAMP)  ## create .venv from requirements.lock
