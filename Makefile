@@ -6,6 +6,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= all
+# pytest-xdist workers; each test file runs in one (its module fixtures build once). Most of the
+# suite waits on subprocess start-up, so two workers on two cores roughly halve it (README, Tests).
+TEST_WORKERS ?= 2
 # Keep the venv's tools first on PATH so Snakemake/DVC jobs find `igae`.
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
@@ -35,9 +38,9 @@ system-deps:  ## Debian's chromium for the report-rendering test: installed as r
 	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y --no-install-recommends chromium >/dev/null; }; \
 	fi
 
-test: setup system-deps  ## fetch what the tests need, then run the whole test suite
+test: setup system-deps  ## fetch what the tests need, then run the whole test suite (TEST_WORKERS processes)
 	$(BIN)/igae fetch-assets --params params.yaml --out data/cache/fetched.json
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-gpu: setup  ## the tests that need a CUDA device (pytest -m gpu); on CPU they are skipped with the reason
 	$(BIN)/python -m pytest -q -m gpu

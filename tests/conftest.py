@@ -9,6 +9,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The suite runs in two pytest-xdist workers (make test), and its workflow tests run Snakemake jobs
+# side by side: several torch processes share the cores. OpenMP's default lets a waiting thread spin,
+# and two spinning pools on two cores starve each other: two copies of test_nerf_methods.py +
+# test_training.py took 385 s side by side (70 s alone) on the 2-core CPU machine, 124 s with
+# PASSIVE (75 s alone). Set before torch loads (libgomp reads it then); subprocesses inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 
 @pytest.fixture(scope="session")
 def repo_root() -> Path:

@@ -14,6 +14,8 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +46,16 @@ def _copy_workflow(repo: Path, dest: Path) -> Path:
     return dest
 
 
-def _run(cmd: list[str], cwd: Path) -> str:
-    """Run ``cmd`` in a workflow copy, with that copy's own ``igae`` package first on the path."""
+def _copy_env(cwd: Path) -> dict[str, str]:
+    """The environment of a command run in a workflow copy: that copy's own ``igae`` package first on the path."""
     env = _env()
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(cwd), env.get("PYTHONPATH", "")) if p)
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    return env
+
+
+def _run(cmd: list[str], cwd: Path) -> str:
+    """Run ``cmd`` in a workflow copy (see ``_copy_env``); assert it exits 0 and return its output."""
+    proc = subprocess.run(cmd, cwd=cwd, env=_copy_env(cwd), capture_output=True, text=True)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout + proc.stderr
 
@@ -75,8 +82,33 @@ TUNING_OUTPUTS = ["results/tuning/summary.csv", "results/tuning/choice.json"]
 BUDGET_OUTPUTS = ["results/budget/budget.csv", "results/budget/fits/joint_2/igae_s0/ngp/scene_000/per_view.csv"]
 
 
+DVC = [sys.executable, "-m", "dvc"]
+
+
 @pytest.fixture(scope="module")
-def snakemake_run(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def dvc_started(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, subprocess.Popen]]:
+    """`dvc repro` of the smoke pipeline, started in the background in its own workflow copy.
+
+    It runs while Snakemake builds the same pipeline (``snakemake_run``): DVC runs its stages one
+    at a time, and most of a smoke stage is a process starting up on one core, so the two runs
+    share the cores instead of taking turns.
+    """
+    work = _copy_workflow(repo_root, tmp_path_factory.mktemp("dvc") / "dvc_wf")
+    params = work / "params.yaml"
+    params.write_text(params.read_text().replace("preset: default", "preset: smoke", 1))
+    _run(DVC + ["init", "--no-scm", "-q"], work)
+    _run(DVC + ["config", "core.analytics", "false"], work)
+    with open(work.parent / "dvc_repro.log", "w") as log:
+        proc = subprocess.Popen(DVC + ["repro"], cwd=work, env=_copy_env(work), stdout=log, stderr=subprocess.STDOUT)
+    yield work, proc
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def snakemake_run(repo_root: Path, tmp_path_factory: pytest.TempPathFactory,
+                  dvc_started: tuple[Path, subprocess.Popen]) -> Path:
     work = _copy_workflow(repo_root, tmp_path_factory.mktemp("smk") / "snakemake_wf")
     _run([sys.executable, "-m", "snakemake", "--cores", "2", "--config", "preset=smoke"], work)
     return work
@@ -116,17 +148,10 @@ def test_second_snakemake_run_does_nothing(snakemake_run: Path) -> None:
     assert "Nothing to be done" in out, out
 
 
-DVC = [sys.executable, "-m", "dvc"]
-
-
 @pytest.fixture(scope="module")
-def dvc_run(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    work = _copy_workflow(repo_root, tmp_path_factory.mktemp("dvc") / "dvc_wf")
-    params = work / "params.yaml"
-    params.write_text(params.read_text().replace("preset: default", "preset: smoke", 1))
-    _run(DVC + ["init", "--no-scm", "-q"], work)
-    _run(DVC + ["config", "core.analytics", "false"], work)
-    _run(DVC + ["repro"], work)
+def dvc_run(dvc_started: tuple[Path, subprocess.Popen]) -> Path:
+    work, proc = dvc_started
+    assert proc.wait() == 0, "dvc repro failed:\n" + (work.parent / "dvc_repro.log").read_text()[-5000:]
     return work
 
 
@@ -386,8 +411,8 @@ def _snakemake_jobs(work: Path) -> set[str]:
     return keys
 
 
-_DVC_EDGES: dict[tuple[Path, str], list[tuple[str, str]]] = {}
-"""`dvc dag` edges per workflow copy and params file (a new method adds stages)."""
+_DVC_EDGES: dict[tuple[Path, tuple[str, ...]], list[tuple[str, str]]] = {}
+"""`dvc dag` edges per workflow copy and loop params (a new method or AE seed adds stages)."""
 
 
 def _dvc_status_json(work: Path) -> dict:
@@ -507,46 +532,56 @@ EDITS = {
 }
 
 
+def _jobs_after_edit(work: Path, dvc: bool, change: tuple[str, str, str] | None) -> set[str]:
+    """In a built workflow copy: make ``change`` (None: add the toy method), list what the executor
+    would rerun, and restore the files. Snakemake: `snakemake -n`. DVC: `dvc status` after DVC's
+    preset merge, and everything downstream of what it lists."""
+    touched = ["params.yaml", "igae/fields/registry.py"] if change is None else [change[0]]
+    if dvc:  # DVC's preset merge writes it from the edited files; restored with them
+        touched.append("data/effective_params.yaml")
+    saved = {name: (work / name).read_text() for name in touched}
+    try:
+        if change is None:
+            _add_toy_method(work)
+        else:
+            name, old, new = change
+            assert saved[name].count(old) == 1, (name, old)
+            (work / name).write_text(saved[name].replace(old, new))
+        if not dvc:
+            return _snakemake_jobs(work)
+        _run([sys.executable, "-m", "igae", "check-params", "--params", "params.yaml", "--out",
+              "data/effective_params.yaml"], work)
+        status = _dvc_status_json(work)
+        # DVC's preset merge reruns when params.yaml or the preset in use changed, never else.
+        assert ("effective_params" in status) == (change is None or change[0] != "presets/paper.yaml"), status
+        return _dvc_downstream(work, set(status) - {"effective_params"})
+    finally:
+        for name, text in saved.items():
+            (work / name).write_text(text)
+        (work / "igae/fields/toy.py").unlink(missing_ok=True)
+
+
 @pytest.mark.parametrize("edit", list(EDITS))
 def test_an_edit_reruns_exactly_what_reads_it(snakemake_run: Path, dvc_run: Path, edit: str) -> None:
     """`snakemake -n` and `dvc status` (after DVC's preset merge) list exactly the expected stages."""
     change, spec = EDITS[edit]
     methods = [*METHODS, *(["toy"] if change is None else [])]
     expected = _expand(spec, methods, (0, 1) if edit == "ae_seeds" else (0,))
-    for work in (snakemake_run, dvc_run):
-        touched = ["params.yaml", "igae/fields/registry.py"] if change is None else [change[0]]
-        saved = {name: (work / name).read_text() for name in touched}
-        try:
-            if change is None:
-                _add_toy_method(work)
-            else:
-                name, old, new = change
-                assert saved[name].count(old) == 1, (name, old)
-                (work / name).write_text(saved[name].replace(old, new))
-            if work == snakemake_run:
-                got = _snakemake_jobs(work)
-            else:
-                _run([sys.executable, "-m", "igae", "check-params", "--params", "params.yaml", "--out",
-                      "data/effective_params.yaml"], work)
-                status = _dvc_status_json(work)
-                got = _dvc_downstream(work, set(status) - {"effective_params"})
-                # DVC's preset merge reruns when params.yaml or the preset in use changed, never else.
-                assert ("effective_params" in status) == (change is None or change[0] != "presets/paper.yaml"), status
-        finally:
-            for name, text in saved.items():
-                (work / name).write_text(text)
-            (work / "igae/fields/toy.py").unlink(missing_ok=True)
-            if work == dvc_run:
-                _run([sys.executable, "-m", "igae", "check-params", "--params", "params.yaml", "--out",
-                      "data/effective_params.yaml"], work)
-        assert got == expected, (work.name, edit, sorted(got - expected), sorted(expected - got))
+    # The two executors' copies are independent: query both at once (each query is mostly start-up).
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {work.name: pool.submit(_jobs_after_edit, work, work == dvc_run, change)
+                   for work in (snakemake_run, dvc_run)}
+        results = {name: future.result() for name, future in futures.items()}
+    for name, got in results.items():
+        assert got == expected, (name, edit, sorted(got - expected), sorted(expected - got))
     assert not _dvc_status_json(dvc_run)  # restored
 
 
 def _dvc_downstream(work: Path, changed: set[str]) -> set[str]:
     """``changed`` and every stage downstream of it in `dvc dag`: DVC decides about later stages from
     the new outputs' hashes at run time, and they rerun whenever their inputs change."""
-    key = (work, (work / "params.yaml").read_text())
+    # The graph's shape follows dvc.yaml's loops (ae_seeds, the method lists), not the other values.
+    key = (work, tuple(re.findall(r"^\s*(?:ae_seeds|methods):.*$", (work / "params.yaml").read_text(), flags=re.M)))
     if key not in _DVC_EDGES:
         _DVC_EDGES[key] = re.findall(r'"([^"]+)" -> "([^"]+)"', _run(DVC + ["dag", "--dot"], work))
     reach, frontier = set(changed), list(changed)

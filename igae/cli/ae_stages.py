@@ -10,15 +10,16 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Callable
-
-import torch
+from typing import TYPE_CHECKING, Any, Callable
 
 from igae.cli.common import log
 from igae.config import FINETUNE_JOINT_KEYS, Params, load_params
 from igae.errors import InputError
 from igae.io import atomic_dir, save_png_atomic, sha256_file, write_json_atomic
 from igae.provenance import provenance
+
+if TYPE_CHECKING:  # torch loads in the handlers: `igae check-params` and `--help` stay quick
+    import torch
 
 
 def _stage_params(args: argparse.Namespace) -> Params:
@@ -29,6 +30,8 @@ def _stage_params(args: argparse.Namespace) -> Params:
 def _setup(args: argparse.Namespace) -> tuple[Params, torch.device, Any]:
     """Params, device and data-parallel context; re-launches under torch.distributed.run
     when ``training.processes`` > 1 and this process was not started by it."""
+    import torch
+
     from igae.train.distributed import init_distributed, resolve_device, set_threads
     from igae.train.precision import configure_precision
 
@@ -90,7 +93,7 @@ def _load_training_data(args: argparse.Namespace):
     return load_view_bank(args.scenes, "train"), read_photo_set(args.photos, "train")
 
 
-TrainBody = Callable[[Params, torch.device, Any], tuple[Any, dict[str, Any], "Callable[[Path], None] | None"]]
+TrainBody = Callable[[Params, "torch.device", Any], tuple[Any, dict[str, Any], "Callable[[Path], None] | None"]]
 """``(params, device, ctx) -> (ae, metadata, extra)``: one AE stage's training; ``extra(tmp)`` writes
 files beside the model (or None)."""
 
@@ -194,6 +197,8 @@ def cmd_finetune_ae(args: argparse.Namespace) -> None:
 
 
 def cmd_train_igae(args: argparse.Namespace) -> None:
+    import torch
+
     def train(params: Params, device: torch.device, ctx: Any):
         from igae.train.igae_trainer import make_triplane_field, save_field, snapshot_files, train_igae
 
@@ -231,6 +236,8 @@ def cmd_train_igae(args: argparse.Namespace) -> None:
 
 def _save_training_renders(folder: Path, ae, field, bank, params: Params) -> None:
     """Per scene: ground truth (top row) above decoded tri-plane renders (bottom row)."""
+    import torch
+
     from igae.train.igae_trainer import decoded_renders
 
     for s in range(min(params.igae.render_scenes, bank.num_scenes)):
@@ -257,6 +264,8 @@ def _write_ae_output(out: str, ae, meta: dict[str, Any], losses: Path | None,
 
 
 def cmd_eval_ae(args: argparse.Namespace) -> None:
+    import torch
+
     from igae.autoencoder.perceptual import load_perceptual
     from igae.data.photos import read_photo_set
     from igae.eval.ae_quality import evaluate_autoencoder, triplane_fit_quality
