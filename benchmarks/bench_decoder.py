@@ -1,7 +1,8 @@
 """Decoder cost on this machine: which CPU settings make ``Autoencoder.decode`` faster.
 
 Run: ``.venv/bin/python benchmarks/bench_decoder.py [--resolutions 64,128] [--archs f4,f8]
-[--threads 1,2] [--repeats 7] [--out results/benchmarks/decoder]``
+[--threads 1,2] [--repeats 7] [--out results/benchmarks/decoder]`` (``--refresh``: rewrite the
+findings of an existing ``decoder.md`` from its ``decoder.csv``, timing nothing)
 
 Writes ``decoder.csv`` (one row per cell and variant) and ``decoder.md`` (the printed table, which
 ``make readme`` puts in the README's speed section) to ``--out``.
@@ -159,6 +160,45 @@ def frame_gflop(ae: Autoencoder, c: int, h: int, w: int) -> float:
     return counter.get_total_flops() / 1e9
 
 
+def batch_findings(frame: pd.DataFrame) -> list[str]:
+    """Sentences on 8-frame decode batches, generated from the rows (``decoder.csv``'s columns).
+
+    Per arch, thread count and resolution: the batch's time per frame against one frame per call,
+    and how close the batch's rate comes to the fastest rate any float32 variant reached for that
+    arch and thread count (variants that change the pixels beyond float rounding, bf16, are left
+    out): a batch saves only what one frame per call leaves of the cores' throughput unused.
+    """
+    exact = frame[frame["max_abs_diff"] <= 1e-4]
+    out = []
+    for (arch, threads), group in exact.groupby(["arch", "threads"], sort=False):
+        cell = {(int(r.resolution), r.variant): r for r in group.itertuples()}
+        fastest = group.loc[group["gflop_per_s"].idxmax()]
+        for res in sorted({res for res, _ in cell}):
+            if (res, "no_grad") not in cell or (res, "batch8") not in cell:
+                continue
+            one, batch = cell[res, "no_grad"], cell[res, "batch8"]
+            out.append(
+                f"{arch}, {threads} thread(s), {res}x{res}: {one.ms_per_frame:.1f} ms per frame one at a time, "
+                f"{batch.ms_per_frame:.1f} ms in 8-frame batches ({one.ms_per_frame / batch.ms_per_frame:.2f}x). The "
+                f"batch runs at {batch.gflop_per_s:.0f} GFLOP/s, {batch.gflop_per_s / fastest.gflop_per_s:.0%} of the "
+                f"fastest float32 rate measured for this arch and thread count ({fastest.gflop_per_s:.0f} GFLOP/s, "
+                f"{fastest.variant} at {int(fastest.resolution)}x{int(fastest.resolution)}); a 2x gain would need "
+                f"{2 * one.gflop_per_s:.0f} GFLOP/s.")
+    return out
+
+
+def _refresh(out: Path) -> int:
+    """Rewrite ``decoder.md``'s findings from ``decoder.csv`` (no timing): the lines after the table."""
+    md, csv_path = out / "decoder.md", out / "decoder.csv"
+    lines = md.read_text().splitlines()
+    end = max(i for i, line in enumerate(lines) if line.startswith("|")) + 1
+    kept = [line for line in lines[end:] if line.startswith(("Max |difference|", "Load average"))]
+    findings = batch_findings(pd.read_csv(csv_path))
+    write_text_atomic(md, "\n".join(lines[:end] + [""] + kept + [""] + [f"- {f}" for f in findings]) + "\n")
+    print("\n".join(findings))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default=str(REPO / "params.yaml"))
@@ -171,7 +211,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--csv", default=None, help="also write the rows to this CSV")
     parser.add_argument("--out", default=str(REPO / "results" / "benchmarks" / "decoder"),
                         help="folder for decoder.csv and decoder.md (the table `make readme` puts in the README)")
+    parser.add_argument("--refresh", action="store_true",
+                        help="time nothing: rewrite decoder.md's findings from the decoder.csv in --out")
     args = parser.parse_args(argv)
+    if args.refresh:
+        return _refresh(Path(args.out))
     archs = architectures(Path(args.params), args.preset)
     variants = args.variants.split(",")
     unknown = sorted(set(variants) - set(VARIANTS)) + sorted(set(args.archs.split(",")) - set(archs))
@@ -211,10 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     print(load)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    md = [title + ".", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-          *("| " + " | ".join(line) + " |" for line in table), "", diffs, load]
-    write_text_atomic(out / "decoder.md", "\n".join(md) + "\n")
     frame = pd.DataFrame(rows)
+    findings = batch_findings(frame)
+    print("\n".join(findings))
+    md = [title + ".", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+          *("| " + " | ".join(line) + " |" for line in table), "", diffs, load, "", *(f"- {f}" for f in findings)]
+    write_text_atomic(out / "decoder.md", "\n".join(md) + "\n")
     for path in [out / "decoder.csv", *([Path(args.csv)] if args.csv else [])]:
         write_text_atomic(path, frame.to_csv(index=False, float_format="%.6g"))
     return 0

@@ -88,3 +88,27 @@ def test_unknown_method_is_rejected(repo_root, tmp_path, capsys):
     with pytest.raises(SystemExit) as err:
         bench.main(["--methods", "nosuch", "--out", str(tmp_path)])
     assert err.value.code == 2 and "nosuch" in capsys.readouterr().err
+
+
+def test_decoder_batch_findings_are_computed_from_the_rows_and_leave_out_inexact_variants(repo_root, tmp_path) -> None:
+    """bench_decoder's batch sentences: speed-up = one-frame ms / batch ms, the batch's share of the
+    fastest float32 rate (bf16, which changes the pixels, never counts as that rate); `--refresh`
+    rewrites decoder.md's findings from decoder.csv."""
+    bench = _load(repo_root, "benchmarks/bench_decoder.py")
+    rows = [("no_grad", 64, 40.0, 50.0, 0.0), ("batch8", 64, 20.0, 100.0, 1e-6), ("bf16", 64, 10.0, 200.0, 1e-2),
+            ("no_grad", 128, 100.0, 80.0, 0.0), ("batch8", 128, 95.0, 84.0, 1e-6)]
+    frame = pd.DataFrame([{"arch": "f4", "resolution": r, "threads": 2, "variant": v, "ms_per_frame": ms,
+                           "max_abs_diff": d, "gflop_per_frame": 2.0, "gflop_per_s": g} for v, r, ms, g, d in rows])
+    found = bench.batch_findings(frame)
+    assert len(found) == 2
+    assert found[0].startswith("f4, 2 thread(s), 64x64: 40.0 ms per frame one at a time, 20.0 ms in 8-frame batches "
+                               "(2.00x). The batch runs at 100 GFLOP/s, 100% of the fastest float32 rate")
+    assert "(100 GFLOP/s, batch8 at 64x64); a 2x gain would need 100 GFLOP/s." in found[0]
+    assert "(1.05x)" in found[1] and "84 GFLOP/s, 84%" in found[1]
+    out = tmp_path / "decoder"
+    out.mkdir()
+    frame.to_csv(out / "decoder.csv", index=False)
+    (out / "decoder.md").write_text("Title.\n\n| a |\n|---|\n| 1 |\n\nMax |difference| x.\nLoad average 1.0.\n\n- old\n")
+    assert bench.main(["--refresh", "--out", str(out)]) == 0
+    md = (out / "decoder.md").read_text()
+    assert "- old" not in md and md.count("- f4, 2 thread(s)") == 2 and "| 1 |" in md and "Load average 1.0." in md
