@@ -119,6 +119,7 @@ for name, stage in snakemake_stages(P).items():
         localrule:  # apt/dpkg or the network: the submitting machine under a cluster executor
             stage.local
         threads: smk.rule_threads(stage, P, workflow.cores)
+        priority: stage.priority
         resources:
             **smk.rule_resources(stage, P, GPUS_HERE),
         shell:

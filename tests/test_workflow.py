@@ -494,7 +494,7 @@ def _add_toy_method(work: Path) -> None:
 # wildcards), e.g. `fit_nerf_latent@*-ngp`: the latent ngp fits in every space.
 EDITS = {
     # Only the AE stages read training.threads (the fits use nerf.threads).
-    "training.threads": (("params.yaml", "threads: 0", "threads: 1"), AES_AND_AFTER),
+    "training.threads": (("params.yaml", "  threads: 1\n", "  threads: 2\n"), AES_AND_AFTER),
     # One method's learning rate: only that method's fits (and the tuning stage, which may fit any method).
     "nerf.method_params.ngp.lr": (("params.yaml", "  ngp:\n      lr: 0.01", "  ngp:\n      lr: 0.02"),
                                   {"fit_nerf_rgb@ngp", "fit_nerf_latent@*-ngp", "tune_nerf"} | AFTER_FITS),

@@ -52,6 +52,9 @@ def checkpoints_dir(ae: str) -> str:
     return f"results/checkpoints/{ae_run_name(ae, '{ae_seed}')}"
 
 
+AE_PRIORITY = 1
+"""Snakemake priority of the AE stages over the fits (an RGB fit can wait; the latent fits wait for the AEs)."""
+
 AE_EVAL = f"results/ae_eval/{ae_run_name('{ae}', '{ae_seed}')}"
 
 
@@ -82,6 +85,8 @@ class Stage:
             or None; they become the ``gpu`` (cluster) and ``gpu_slots`` (local) resources.
         local: run on the submitting machine under a cluster executor (``localrules``): stages
             that need apt/dpkg or the network, or are too small to queue.
+        priority: Snakemake's job priority (higher first when cores are short): the AE stages gate every
+            latent fit, so they go before the fits that could share their cores (DVC runs stages in turn).
         executors: which executors run it (``effective_params`` is DVC's only).
         comment: why the stage is as it is (not written anywhere).
     """
@@ -103,6 +108,7 @@ class Stage:
     mem_mb: str | None = None
     gpus: str | None = None
     local: bool = False
+    priority: int = 0
     executors: tuple[str, ...] = ("snakemake", "dvc")
     comment: str | None = None
 
@@ -179,7 +185,7 @@ STAGES: dict[str, Stage] = {
         params=[*AE_TRAINING, "train_ae"],
         outs=[f"{ae_dir('standard')}/model", {checkpoints_dir("standard"): CHECKPOINTS}],
         plots=[{f"{ae_dir('standard')}/losses.csv": {"x": "step", "cache": False}}],
-        threads="training.threads", mem_mb="train_ae", gpus="per_process"),
+        threads="training.threads", mem_mb="train_ae", gpus="per_process", priority=AE_PRIORITY),
     "train_igae": Stage(
         cmd=(f"igae train-igae {PARAMS} --seed {{ae_seed}} --ae {ae_dir('standard')} {AE_DATA} --out {ae_dir('igae')}"
              f" --work {checkpoints_dir('igae')}"),
@@ -189,7 +195,7 @@ STAGES: dict[str, Stage] = {
         outs=[f"{ae_dir('igae')}/model", f"{ae_dir('igae')}/triplanes.pt",
               f"{ae_dir('igae')}/renders", f"{ae_dir('igae')}/snapshots", {checkpoints_dir("igae"): CHECKPOINTS}],
         plots=[{f"{ae_dir('igae')}/losses.csv": {"x": "step", "cache": False}}],
-        threads="training.threads", mem_mb="train_igae", gpus="per_process"),
+        threads="training.threads", mem_mb="train_igae", gpus="per_process", priority=AE_PRIORITY),
     "finetune_ae": Stage(
         cmd=(f"igae finetune-ae {PARAMS} --seed {{ae_seed}} --ae {ae_dir('standard')} {AE_DATA} --out {ae_dir('finetuned')}"
              f" --work {checkpoints_dir('finetuned')}"),
@@ -198,7 +204,7 @@ STAGES: dict[str, Stage] = {
         params=[*AE_TRAINING, "igae.checkpoint_every", *(f"igae.joint.{k}" for k in FINETUNE_JOINT_KEYS)],
         outs=[f"{ae_dir('finetuned')}/model", {checkpoints_dir("finetuned"): CHECKPOINTS}],
         plots=[{f"{ae_dir('finetuned')}/losses.csv": {"x": "step", "cache": False}}],
-        threads="training.threads", mem_mb="finetune_ae", gpus="per_process"),
+        threads="training.threads", mem_mb="finetune_ae", gpus="per_process", priority=AE_PRIORITY),
     "eval_ae": Stage(
         cmd=(f"igae eval-ae {PARAMS} --seed {{ae_seed}} --ae {ae_dir('{ae}')} --name {{ae}} --photos data/photos"
              f" --heldout data/scenes/heldout --scenes data/scenes/train --out {AE_EVAL}"),
@@ -208,7 +214,7 @@ STAGES: dict[str, Stage] = {
                 "autoencoder.architecture.latent_channels", "autoencoder.perceptual", "scenes.object_box"],
         metrics=[f"{AE_EVAL}/metrics.json"],
         outs=[f"{AE_EVAL}/per_image.csv"],
-        threads="training.threads", mem_mb="eval_ae", gpus="one"),
+        threads="training.threads", mem_mb="eval_ae", gpus="one", priority=AE_PRIORITY),
     "fit_nerf_rgb": Stage(
         comment=("Snakemake runs one job per scene; DVC one stage per method (per space x AE seed x method for latent "
                  "fits) that fits every held-out scene in turn: the same fit per scene, into the same folders."),
