@@ -355,6 +355,10 @@ class NerfEvalParams(_Section):
         ge=1, description="curve_points for RGB fits only: the summary reads an RGB fit's PSNR at a latent fit's "
         "training time off this curve (linear in time, never extrapolated), so it needs more points than the "
         "latent curves. Each point costs one render of the test views.")
+    rgb_curve_until: float = Field(
+        gt=0, le=1, description="RGB fits evaluate their curve at k / rgb_curve_points of the steps only up to this "
+        "fraction, then at the end: the latent fits' training times, where the summary reads the RGB curve, lie "
+        "early in an RGB fit's (1: evenly over the whole fit).")
     timing_frames: int = Field(ge=1, description="Test frames timed per fit, after one warm-up frame.")
     turntable_frames: int = Field(ge=0, description="Frames of the orbit turntable GIF (0: none).")
     turntable_elevation_deg: float = Field(gt=-90, lt=90, description="Elevation of the turntable orbit.")

@@ -90,14 +90,18 @@ def test_continuation_holds_the_decoder_lr_and_keeps_the_optimiser_state(ball: P
 
 def test_rgb_fits_ignore_the_continuation_and_take_their_own_curve_density(ball: Path, tmp_path: Path) -> None:
     states = []
-    for k, points in enumerate((2, 5)):
-        p = params(**{"nerf.equal_time.extra_stage2_steps": 4, "nerf.eval.rgb_curve_points": points})
+    # (points, until) -> curve rows: k / points of the steps for k <= until * points, then the end.
+    for k, (points, until, rows) in enumerate(((2, 1.0, 2), (5, 1.0, 5), (8, 0.75, 7))):
+        p = params(**{"nerf.equal_time.extra_stage2_steps": 4, "nerf.eval.rgb_curve_points": points,
+                      "nerf.eval.rgb_curve_until": until})
         data = prepare_rgb(read_scene(ball, splits_required=("train", "test")))
         cfg = p.nerf.method_params["triplane"]
         field = build_method_field("triplane", data, cfg, 0.5, seed=0)
         result = fit_scene(field, build_sampler(p.nerf, field, torch.device("cpu")), data, p.nerf, cfg, 0,
                            tmp_path / f"w{k}")
-        assert result.equal_time is None and len(result.curve) == points
+        assert result.equal_time is None and len(result.curve) == rows
+        total = result.curve[-1]["step"]
+        assert [r["step"] for r in result.curve[:-1]] == [round(total * j / points) for j in range(1, rows)]
         states.append(field.state_dict())
     # A denser curve only adds evaluations: the trained field is the same.
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])

@@ -21,11 +21,14 @@ def reconstruction_metrics(
     images: torch.Tensor,
     perceptual: PerceptualMetric | None,
     batch_size: int = 16,
+    latents: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """PSNR / SSIM / perceptual of ``D(E(x))`` against ``x`` per image.
 
     Args:
         images: (N, 3, H, W) in [0, 1] (any device; moved batch by batch).
+        latents: ``(N, C, H/f, W/f)`` raw posterior means ``E(x)`` when the caller has them already;
+            otherwise the images are encoded here.
 
     Returns:
         ``{"psnr": (N,), "ssim": (N,), "perceptual": (N,)}`` (perceptual only with a metric).
@@ -34,7 +37,8 @@ def reconstruction_metrics(
     out: dict[str, list[torch.Tensor]] = {}
     for start in range(0, len(images), batch_size):
         x = images[start : start + batch_size].to(ae.device)
-        recon = ae.decode(ae.encode(x), clamp=True)
+        z = ae.encode(x) if latents is None else latents[start : start + batch_size].to(ae.device)
+        recon = ae.decode(z, clamp=True)
         for key, value in image_metrics(recon, x, perceptual).items():
             out.setdefault(key, []).append(value.detach().cpu())
     return {k: torch.cat(v) for k, v in out.items()}

@@ -51,12 +51,15 @@ class TestEvaluation:
 
 @torch.no_grad()
 def evaluate_test_views(field: Field, data: FitData, sampler: Sampler, perceptual: PerceptualMetric | None,
-                        chunk: int | None = None, rendered: Frames | None = None) -> TestEvaluation:
+                        chunk: int | None = None, rendered: Frames | None = None,
+                        encoded: Tensor | None = None) -> TestEvaluation:
     """PSNR / SSIM / perceptual distance of every test view's render against its ground truth.
 
     ``rendered``: the test views' frames when they exist already (a fit's
     ``FitResult.final_test_render``: the same field, sampler and views in eval mode, so the same
-    values); otherwise the views are rendered here.
+    values); otherwise the views are rendered here. ``encoded``: latent fits' ``(M, C, h, w)``
+    normalised posterior-mean encodings of the test images when they exist already (the encoder
+    never changes in a fit); otherwise they are encoded here.
     """
     field.eval()
     if data.ae is not None:
@@ -66,7 +69,8 @@ def evaluate_test_views(field: Field, data: FitData, sampler: Sampler, perceptua
     per_view = {k: v.cpu() for k, v in image_metrics(rgb, data.test_images, perceptual).items()}
     if data.ae is None:
         return TestEvaluation(per_view, rgb.cpu(), None, None)
-    encoded = data.encode_normalized(data.test_images)
+    if encoded is None:
+        encoded = data.encode_normalized(data.test_images)
     return TestEvaluation(per_view, rgb.cpu(), rendered.cpu(), encoded.cpu())
 
 

@@ -295,7 +295,8 @@ def fit_scene(
 
     total = sum(p.steps for p in phases)
     points = cfg.eval.curve_points if data.is_latent else cfg.eval.rgb_curve_points
-    curve_at = {round(total * k / points) for k in range(1, points)} - {0, total}
+    until = 1.0 if data.is_latent else cfg.eval.rgb_curve_until
+    curve_at = {round(total * k / points) for k in range(1, points) if k <= until * points} - {0, total}
     clock = _Clock()
     curve: list[dict[str, float]] = []
     phase_starts: list[tuple[str, float]] = []  # (phase, training seconds when its first step here began)

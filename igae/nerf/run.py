@@ -112,12 +112,13 @@ def run_fit(job: FitJob, params: Params, threads: int, log: Callable[[str], None
     """Fit, evaluate and write one scene's fit folder; returns its ``metrics.json`` content.
     ``log`` gets one progress line before and one after the fit."""
     from igae.autoencoder.importing import open_autoencoder
+    from igae.autoencoder.latents import encode_latents
     from igae.autoencoder.perceptual import load_perceptual
     from igae.data.scene import read_scene
     from igae.eval.ae_quality import reconstruction_metrics, summarize
     from igae.io import check_replaceable
     from igae.nerf.artifact import METRICS_FILE, FieldSpec, SamplerSpec, write_fit
-    from igae.nerf.data import prepare_latent, prepare_rgb
+    from igae.nerf.data import ENCODE_BATCH, prepare_latent, prepare_rgb
     from igae.nerf.evaluate import (evaluate_test_views, peak_memory_mb, render_turntable, reset_peak_memory,
                                     save_test_renders, time_rendering)
     from igae.nerf.fit import build_method_field, build_sampler, fit_scene
@@ -168,21 +169,26 @@ def run_fit(job: FitJob, params: Params, threads: int, log: Callable[[str], None
     chunk = cfg.eval.chunk or None
     with laps("load_perceptual"):
         perceptual = load_perceptual(params.autoencoder.perceptual, device=device)
+    raw_test = encoded_test = None
     with laps("test_evaluation"):
-        evaluation = evaluate_test_views(field, data, sampler, perceptual, chunk, result.final_test_render)
+        if ae is not None:  # encoded once: the exported test latents and the AE ceiling's input
+            raw_test = encode_latents(ae.to(device), data.test_images, ENCODE_BATCH).to(device)
+            encoded_test = ae.normalizer.normalize(raw_test)
+        evaluation = evaluate_test_views(field, data, sampler, perceptual, chunk, result.final_test_render,
+                                         encoded_test)
     ceiling = None
     if ae is not None:
         # What a latent NeRF cannot beat by much: the shared AE's encode -> decode (posterior mean; no
         # per-scene decoder fine-tuning) of the same test views, cropped as the NeRF's are.
         with laps("ae_ceiling"):
-            ceiling = summarize(reconstruction_metrics(ae.to(device), data.test_images, perceptual))
+            ceiling = summarize(reconstruction_metrics(ae, data.test_images, perceptual, latents=raw_test))
     equal_time = None
     if result.equal_time is not None:
         et = result.equal_time
         laps.add("equal_time_evaluation", et.eval_seconds)
         with laps("equal_time_evaluation"):
             et_summary = summarize(evaluate_test_views(field, data, sampler, perceptual, chunk,
-                                                       et.final_test_render).per_view)
+                                                       et.final_test_render, encoded_test).per_view)
         equal_time = {
             "extra_stage2_steps": et.extra_steps, "steps": {**result.steps, "rgb_align_extra": et.extra_steps},
             "train_seconds": {"scheduled": sum(result.stage_seconds.values()), "extra": et.train_seconds,
