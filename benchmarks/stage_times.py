@@ -36,21 +36,27 @@ def stage_of(path: Path) -> str:
     return name
 
 
-def stage_jobs(folder: Path) -> dict[str, list[tuple[float, float, float]]]:
-    """Per stage, each job's ``(wall s, peak RSS MB, end time)`` (end: its record's modification time)."""
-    jobs: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+Job = tuple[float, float, float, float]
+"""A job's ``(wall s, peak RSS MB, end time, CPU s)``."""
+
+
+def stage_jobs(folder: Path) -> dict[str, list[Job]]:
+    """Per stage, each job's ``(wall s, peak RSS MB, end time, CPU s)`` (end: its record's modification
+    time; CPU: Snakemake's ``cpu_time``, NaN when not recorded)."""
+    jobs: dict[str, list[Job]] = defaultdict(list)
     for f in sorted(folder.rglob("*.tsv")):
         rows = list(csv.DictReader(f.open(), delimiter="\t"))
         if rows:
+            cpu = rows[-1].get("cpu_time") or "nan"
             jobs[stage_of(f.relative_to(folder))].append(
-                (float(rows[-1]["s"]), float(rows[-1]["max_rss"] or 0), f.stat().st_mtime))
+                (float(rows[-1]["s"]), float(rows[-1]["max_rss"] or 0), f.stat().st_mtime, float(cpu)))
     return dict(jobs)
 
 
-def run_span_s(jobs: dict[str, list[tuple[float, float, float]]]) -> float:
+def run_span_s(jobs: dict[str, list[Job]]) -> float:
     """Wall time from the first job's start to the last job's end (the run's, without Snakemake's start-up)."""
     records = [r for v in jobs.values() for r in v]
-    return max(end for _, _, end in records) - min(end - s for s, _, end in records)
+    return max(r[2] for r in records) - min(r[2] - r[0] for r in records)
 
 
 def main(folder: Path) -> int:
@@ -63,9 +69,9 @@ def main(folder: Path) -> int:
     for stage in STAGES + sorted(set(jobs) - set(STAGES)):
         if stage not in jobs:
             continue
-        times = [t for t, _, _ in jobs[stage]]
+        times = [r[0] for r in jobs[stage]]
         total += sum(times)
-        print(f"{stage:<18}{len(times):>6}{sum(times):>10.1f}{max(times):>13.1f}{max(m for _, m, _ in jobs[stage]):>15.0f}")
+        print(f"{stage:<18}{len(times):>6}{sum(times):>10.1f}{max(times):>13.1f}{max(r[1] for r in jobs[stage]):>15.0f}")
     print(f"{'all jobs':<18}{sum(len(v) for v in jobs.values()):>6}{total:>10.1f}  (job-seconds; with N cores the run's "
           f"wall time is at least this / N)")
     print(f"first job start to last job end: {run_span_s(jobs):.0f} s")

@@ -72,14 +72,76 @@ def runtime_text(run: Path) -> str | None:
               "autoencoders": ("train_ae", "train_igae", "finetune_ae", "eval_ae"),
               "RGB fits": ("fit_nerf_rgb",), "latent fits": ("fit_nerf_latent",),
               "tuning and budget study": ("tune_nerf", "budget_study"), "summary and report": ("summarize_nerf", "report")}
-    parts = []
+    parts, starved = [], []
     for label, stages in groups.items():
         records = [r for st in stages for r in jobs.get(st, [])]
         if records:
             parts.append(f"{label} {sum(r[0] for r in records):.0f} s ({len(records)} jobs)")
-    return (f"Run time of this run: {run_span_s(jobs) / 60:.1f} min from the first job's start to the last job's end "
+            # A job that got under half a core was paused or shared the machine: its wall time is not its cost.
+            slow = [r for r in records if r[3] == r[3] and r[0] > 60 and r[3] < 0.5 * r[0]]
+            if slow:
+                starved.append(f"{label}: {len(slow)} of {len(records)} jobs, {sum(r[3] for r in slow):.0f} s of CPU in "
+                               f"{sum(r[0] for r in slow):.0f} s of wall time")
+    overhead = overhead_text(run, sum(r[0] for st in ("fit_nerf_rgb", "fit_nerf_latent") for r in jobs.get(st, [])))
+    commit = run_commit(run)
+    text = (f"Run time of this run: {run_span_s(jobs) / 60:.1f} min from the first job's start to the last job's end "
             f"(Snakemake's benchmark records; `python benchmarks/stage_times.py` prints them per stage), on "
-            f"{machine_text(first_fit(run))}. Job-seconds: {'; '.join(parts)}.")
+            f"{machine_text(first_fit(run))}{f', commit {commit}' if commit else ''}. Job-seconds: {'; '.join(parts)}.")
+    if starved:
+        text += (" Jobs that ran on under half a core (paused, or the machine was shared), so the run time and their "
+                 f"job-seconds overstate this run's cost: {'; '.join(starved)}.")
+    return text + (f" {overhead}" if overhead else "")
+
+
+def run_commit(run: Path) -> str | None:
+    """The commit a run's folder (a clone) has checked out, or None when it is not a git clone."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "-C", str(run), "log", "-1", "--format=%h"], capture_output=True, text=True,
+                             timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def overhead_text(run: Path, fit_jobs_s: float) -> str | None:
+    """The fits' time outside training (their ``overhead_seconds``) against their training time: without the
+    setup (evaluations, renders, turntable) and with it, in all and by part; then the fit jobs' whole wall time
+    (``fit_jobs_s``: process start-up and output writing too) against it."""
+    rows = list(csv.DictReader((run / "results/nerf_summary/per_fit.csv").open()))
+    if not rows:
+        return None
+    sums = {(k, kind): 0.0 for k in ("rgb", "latent") for kind in ("train", "outside", "setup")}
+    parts: dict[str, float] = {}
+    for r in rows:
+        k = "rgb" if r["space"] == "rgb" else "latent"
+        source = Path(r["source"]) if Path(r["source"]).is_absolute() else run / r["source"]
+        record = json.loads(source.read_text())["overhead_seconds"]
+        sums[k, "train"] += float(r["train_s"])
+        sums[k, "outside"] += record["total"]
+        sums[k, "setup"] += record.get("setup", 0.0)
+        for part, seconds in record.items():
+            if part not in ("total", "fraction_of_training"):
+                parts[part] = parts.get(part, 0.0) + seconds
+
+    def share(kinds: tuple[str, ...], spaces: tuple[str, ...] = ("rgb", "latent")) -> float:
+        outside = sum(sums[k, "outside"] - (0.0 if "setup" in kinds else sums[k, "setup"]) for k in spaces)
+        return outside / max(sum(sums[k, "train"] for k in spaces), 1e-9)
+
+    t = sums["rgb", "train"] + sums["latent", "train"]
+    without, with_setup = (), ("setup",)
+    by_part = ", ".join(f"{k.replace('_', ' ')} {v:.0f} s" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]))
+    text = (f"Time outside training in the {len(rows)} fits (their `overhead_seconds`, against their {t:.0f} s of "
+            f"training): evaluations, renders and turntable {share(without):.0%} (latent fits "
+            f"{share(without, ('latent',)):.0%}, RGB fits {share(without, ('rgb',)):.0%}); with the setup (reading the "
+            f"scene, encoding the training views, and in the first fit of a job importing and loading the AE) "
+            f"{share(with_setup):.0%} (latent {share(with_setup, ('latent',)):.0%}, RGB {share(with_setup, ('rgb',)):.0%}); "
+            f"by part: {by_part}.")
+    if fit_jobs_s > 0:
+        text += (f" The fit jobs' whole wall time ({fit_jobs_s:.0f} s; process start-up and output writing included) is "
+                 f"{fit_jobs_s / t - 1:.0%} more than their fits' training.")
+    return text
 
 
 def results_block(repo: Path) -> str | None:
