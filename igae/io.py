@@ -72,7 +72,9 @@ def check_replaceable(path: str | Path, marker: str, owned: Iterable[str] | None
 
     ``path`` may be absent, an empty folder, or a folder holding ``marker`` (the file the
     writer always puts there); with ``owned``, every entry of the folder must also be
-    ``marker`` or one of ``owned`` (so files someone added beside the writer's are not lost).
+    ``marker`` or one of ``owned`` (so files someone added beside the writer's are not lost),
+    and a folder of ``owned`` entries only is accepted without ``marker``: Snakemake deletes a
+    job's declared output (the marker) before it reruns the job, and leaves the rest.
 
     Raises:
         InputError: the folder holds something else; the message names what.
@@ -87,7 +89,7 @@ def check_replaceable(path: str | Path, marker: str, owned: Iterable[str] | None
     entries = sorted(e.name for e in path.iterdir())
     if not entries:
         return
-    if marker not in entries:
+    if marker not in entries and not (owned is not None and set(entries) <= set(owned)):
         raise InputError(f"output folder exists and was not written by igae (no {marker}); refusing to replace "
                          f"or delete it: choose another output folder", path)
     if owned is not None:

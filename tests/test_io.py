@@ -38,3 +38,23 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Pat
             (tmp / "f").write_text("half")
             raise RuntimeError("killed mid-write")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+def test_a_folder_missing_only_its_marker_is_replaceable_when_everything_else_is_owned(tmp_path: Path) -> None:
+    """Snakemake deletes a job's declared output (the marker) before rerunning it and leaves the
+    rest; such a folder is still the writer's. Anything else still stops the writer."""
+    from igae.errors import InputError
+    from igae.io import check_replaceable
+
+    out = tmp_path / "budget"
+    (out / "fits").mkdir(parents=True)
+    (out / "budget.csv").write_text("x\n")
+    check_replaceable(out, "budget.json", owned=["budget.csv", "fits", "budget.png"])
+    with pytest.raises(InputError, match="not written by igae"):  # without an owned list the marker is required
+        check_replaceable(out, "budget.json")
+    (out / "notes.txt").write_text("mine\n")
+    with pytest.raises(InputError, match="not written by igae"):
+        check_replaceable(out, "budget.json", owned=["budget.csv", "fits", "budget.png"])
+    (out / "budget.json").write_text("{}\n")
+    with pytest.raises(InputError, match="notes.txt"):
+        check_replaceable(out, "budget.json", owned=["budget.csv", "fits", "budget.png"])
