@@ -59,6 +59,18 @@ def run_span_s(jobs: dict[str, list[Job]]) -> float:
     return max(r[2] for r in records) - min(r[2] - r[0] for r in records)
 
 
+def run_busy_s(jobs: dict[str, list[Job]]) -> float:
+    """Wall time during which at least one job ran: the span without the gaps between invocations of a
+    run resumed later (the union of the jobs' ``[end - wall, end]`` intervals)."""
+    spans = sorted((r[2] - r[0], r[2]) for v in jobs.values() for r in v)
+    busy, start, end = 0.0, *spans[0]
+    for a, b in spans[1:]:
+        if a > end:
+            busy, start = busy + end - start, a
+        end = max(end, b)
+    return busy + end - start
+
+
 def main(folder: Path) -> int:
     jobs = stage_jobs(folder)
     if not jobs:
@@ -74,7 +86,7 @@ def main(folder: Path) -> int:
         print(f"{stage:<18}{len(times):>6}{sum(times):>10.1f}{max(times):>13.1f}{max(r[1] for r in jobs[stage]):>15.0f}")
     print(f"{'all jobs':<18}{sum(len(v) for v in jobs.values()):>6}{total:>10.1f}  (job-seconds; with N cores the run's "
           f"wall time is at least this / N)")
-    print(f"first job start to last job end: {run_span_s(jobs):.0f} s")
+    print(f"first job start to last job end: {run_span_s(jobs):.0f} s; with at least one job running: {run_busy_s(jobs):.0f} s")
     return 0
 
 

@@ -49,6 +49,7 @@ def test_runtime_sentence_counts_overhead_and_flags_jobs_that_got_under_half_a_c
 
     text = readme.runtime_text(run)
     assert "autoencoders 400 s (1 jobs)" in text and "RGB fits 1000 s (1 jobs)" in text
+    assert "resumed" not in text  # the records' files were all written just now: no gap between jobs
     assert "under half a core" in text and "RGB fits: 1 of 1 jobs, 100 s of CPU in 1000 s of wall time" in text
     assert "autoencoders:" not in text and "latent fits:" not in text  # those ran on a whole core
     # Outside training without the setup: (20 + 5) / 150; with it (21 + 15) / 150; latent 15 / 50, RGB 21 / 100.
@@ -71,3 +72,12 @@ def test_a_run_without_cpu_times_is_not_flagged(repo_root: Path, tmp_path: Path)
         "space,method,scene,train_s,overhead_s,source\n" + _fit(run, "rgb", "scene_000", 100.0, {"setup": 1.0}))
     text = readme.runtime_text(run)
     assert "autoencoders 400 s (1 jobs)" in text and "under half a core" not in text
+
+
+def test_busy_time_leaves_out_the_gaps_between_invocations(repo_root: Path) -> None:
+    spec = importlib.util.spec_from_file_location("stage_times", repo_root / "benchmarks/stage_times.py")
+    times = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(times)
+    # (wall, rss, end, cpu): jobs over [0, 10] and [5, 20], then a stop, then [100, 130].
+    jobs = {"a": [(10.0, 0.0, 10.0, 10.0), (15.0, 0.0, 20.0, 15.0)], "b": [(30.0, 0.0, 130.0, 30.0)]}
+    assert times.run_span_s(jobs) == 130.0 and times.run_busy_s(jobs) == 50.0

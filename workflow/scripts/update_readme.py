@@ -63,7 +63,7 @@ def first_fit(run: Path) -> Path:
 def runtime_text(run: Path) -> str | None:
     """The run's wall time and job-seconds per group of stages, from its Snakemake benchmark records."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    from stage_times import run_span_s, stage_jobs
+    from stage_times import run_busy_s, run_span_s, stage_jobs
 
     jobs = stage_jobs(run / "results/benchmarks")
     if not jobs:
@@ -84,7 +84,11 @@ def runtime_text(run: Path) -> str | None:
                                f"{sum(r[0] for r in slow):.0f} s of wall time")
     overhead = overhead_text(run, sum(r[0] for st in ("fit_nerf_rgb", "fit_nerf_latent") for r in jobs.get(st, [])))
     commit = run_commit(run)
-    text = (f"Run time of this run: {run_span_s(jobs) / 60:.1f} min from the first job's start to the last job's end "
+    span, busy = run_span_s(jobs), run_busy_s(jobs)
+    when = (f"{span / 60:.1f} min from the first job's start to the last job's end" if busy > 0.95 * span else
+            f"{busy / 60:.1f} min with at least one job running ({span / 60:.1f} min from the first job's start to the "
+            f"last job's end: the run was resumed after a stop)")
+    text = (f"Run time of this run: {when} "
             f"(Snakemake's benchmark records; `python benchmarks/stage_times.py` prints them per stage), on "
             f"{machine_text(first_fit(run))}{f', commit {commit}' if commit else ''}. Job-seconds: {'; '.join(parts)}.")
     if starved:
