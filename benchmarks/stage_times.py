@@ -14,6 +14,7 @@ import re
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
@@ -36,33 +37,37 @@ def stage_of(path: Path) -> str:
     return name
 
 
-Job = tuple[float, float, float, float]
-"""A job's ``(wall s, peak RSS MB, end time, CPU s)``."""
+class Job(NamedTuple):
+    """One job's benchmark record."""
+
+    wall: float  # seconds
+    rss_mb: float  # peak resident set
+    end: float  # its record's modification time (epoch seconds)
+    cpu: float  # Snakemake's cpu_time in seconds, NaN when not recorded
 
 
 def stage_jobs(folder: Path) -> dict[str, list[Job]]:
-    """Per stage, each job's ``(wall s, peak RSS MB, end time, CPU s)`` (end: its record's modification
-    time; CPU: Snakemake's ``cpu_time``, NaN when not recorded)."""
+    """Per stage, each job's :class:`Job` record."""
     jobs: dict[str, list[Job]] = defaultdict(list)
     for f in sorted(folder.rglob("*.tsv")):
         rows = list(csv.DictReader(f.open(), delimiter="\t"))
         if rows:
             cpu = rows[-1].get("cpu_time") or "nan"
             jobs[stage_of(f.relative_to(folder))].append(
-                (float(rows[-1]["s"]), float(rows[-1]["max_rss"] or 0), f.stat().st_mtime, float(cpu)))
+                Job(float(rows[-1]["s"]), float(rows[-1]["max_rss"] or 0), f.stat().st_mtime, float(cpu)))
     return dict(jobs)
 
 
 def run_span_s(jobs: dict[str, list[Job]]) -> float:
     """Wall time from the first job's start to the last job's end (the run's, without Snakemake's start-up)."""
     records = [r for v in jobs.values() for r in v]
-    return max(r[2] for r in records) - min(r[2] - r[0] for r in records)
+    return max(r.end for r in records) - min(r.end - r.wall for r in records)
 
 
 def run_busy_s(jobs: dict[str, list[Job]]) -> float:
     """Wall time during which at least one job ran: the span without the gaps between invocations of a
     run resumed later (the union of the jobs' ``[end - wall, end]`` intervals)."""
-    spans = sorted((r[2] - r[0], r[2]) for v in jobs.values() for r in v)
+    spans = sorted((r.end - r.wall, r.end) for v in jobs.values() for r in v)
     busy, start, end = 0.0, *spans[0]
     for a, b in spans[1:]:
         if a > end:
@@ -81,9 +86,9 @@ def main(folder: Path) -> int:
     for stage in STAGES + sorted(set(jobs) - set(STAGES)):
         if stage not in jobs:
             continue
-        times = [r[0] for r in jobs[stage]]
+        times = [r.wall for r in jobs[stage]]
         total += sum(times)
-        print(f"{stage:<18}{len(times):>6}{sum(times):>10.1f}{max(times):>13.1f}{max(r[1] for r in jobs[stage]):>15.0f}")
+        print(f"{stage:<18}{len(times):>6}{sum(times):>10.1f}{max(times):>13.1f}{max(r.rss_mb for r in jobs[stage]):>15.0f}")
     print(f"{'all jobs':<18}{sum(len(v) for v in jobs.values()):>6}{total:>10.1f}  (job-seconds; with N cores the run's "
           f"wall time is at least this / N)")
     print(f"first job start to last job end: {run_span_s(jobs):.0f} s; with at least one job running: {run_busy_s(jobs):.0f} s")

@@ -79,5 +79,6 @@ def test_busy_time_leaves_out_the_gaps_between_invocations(repo_root: Path) -> N
     times = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(times)
     # (wall, rss, end, cpu): jobs over [0, 10] and [5, 20], then a stop, then [100, 130].
-    jobs = {"a": [(10.0, 0.0, 10.0, 10.0), (15.0, 0.0, 20.0, 15.0)], "b": [(30.0, 0.0, 130.0, 30.0)]}
+    job = times.Job
+    jobs = {"a": [job(10.0, 0.0, 10.0, 10.0), job(15.0, 0.0, 20.0, 15.0)], "b": [job(30.0, 0.0, 130.0, 30.0)]}
     assert times.run_span_s(jobs) == 130.0 and times.run_busy_s(jobs) == 50.0

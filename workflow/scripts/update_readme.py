@@ -56,7 +56,12 @@ def machine_text(fit_metrics: Path) -> str:
 
 def first_fit(run: Path) -> Path:
     """A fit's ``metrics.json`` of a finished run (the first row of its per_fit.csv)."""
-    source = Path(next(csv.DictReader((run / "results/nerf_summary/per_fit.csv").open()))["source"])
+    return fit_source(run, next(csv.DictReader((run / "results/nerf_summary/per_fit.csv").open())))
+
+
+def fit_source(run: Path, row: dict[str, str]) -> Path:
+    """A per_fit.csv row's ``metrics.json`` (its ``source``, relative to the run's folder unless absolute)."""
+    source = Path(row["source"])
     return source if source.is_absolute() else run / source
 
 
@@ -76,13 +81,13 @@ def runtime_text(run: Path) -> str | None:
     for label, stages in groups.items():
         records = [r for st in stages for r in jobs.get(st, [])]
         if records:
-            parts.append(f"{label} {sum(r[0] for r in records):.0f} s ({len(records)} jobs)")
+            parts.append(f"{label} {sum(r.wall for r in records):.0f} s ({len(records)} jobs)")
             # A job that got under half a core was paused or shared the machine: its wall time is not its cost.
-            slow = [r for r in records if r[3] == r[3] and r[0] > 60 and r[3] < 0.5 * r[0]]
+            slow = [r for r in records if r.wall > 60 and r.cpu < 0.5 * r.wall]  # NaN (not recorded) never is
             if slow:
-                starved.append(f"{label}: {len(slow)} of {len(records)} jobs, {sum(r[3] for r in slow):.0f} s of CPU in "
-                               f"{sum(r[0] for r in slow):.0f} s of wall time")
-    overhead = overhead_text(run, sum(r[0] for st in ("fit_nerf_rgb", "fit_nerf_latent") for r in jobs.get(st, [])))
+                starved.append(f"{label}: {len(slow)} of {len(records)} jobs, {sum(r.cpu for r in slow):.0f} s of CPU in "
+                               f"{sum(r.wall for r in slow):.0f} s of wall time")
+    overhead = overhead_text(run, sum(r.wall for st in ("fit_nerf_rgb", "fit_nerf_latent") for r in jobs.get(st, [])))
     commit = run_commit(run)
     span, busy = run_span_s(jobs), run_busy_s(jobs)
     when = (f"{span / 60:.1f} min from the first job's start to the last job's end" if busy > 0.95 * span else
@@ -106,7 +111,7 @@ def run_commit(run: Path) -> str | None:
                              timeout=30)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
 
 
 def overhead_text(run: Path, fit_jobs_s: float) -> str | None:
@@ -120,8 +125,7 @@ def overhead_text(run: Path, fit_jobs_s: float) -> str | None:
     parts: dict[str, float] = {}
     for r in rows:
         k = "rgb" if r["space"] == "rgb" else "latent"
-        source = Path(r["source"]) if Path(r["source"]).is_absolute() else run / r["source"]
-        record = json.loads(source.read_text())["overhead_seconds"]
+        record = json.loads(fit_source(run, r).read_text())["overhead_seconds"]
         sums[k, "train"] += float(r["train_s"])
         sums[k, "outside"] += record["total"]
         sums[k, "setup"] += record.get("setup", 0.0)
@@ -129,12 +133,12 @@ def overhead_text(run: Path, fit_jobs_s: float) -> str | None:
             if part not in ("total", "fraction_of_training"):
                 parts[part] = parts.get(part, 0.0) + seconds
 
-    def share(kinds: tuple[str, ...], spaces: tuple[str, ...] = ("rgb", "latent")) -> float:
-        outside = sum(sums[k, "outside"] - (0.0 if "setup" in kinds else sums[k, "setup"]) for k in spaces)
+    def share(setup: bool, spaces: tuple[str, ...] = ("rgb", "latent")) -> float:
+        outside = sum(sums[k, "outside"] - (0.0 if setup else sums[k, "setup"]) for k in spaces)
         return outside / max(sum(sums[k, "train"] for k in spaces), 1e-9)
 
     t = sums["rgb", "train"] + sums["latent", "train"]
-    without, with_setup = (), ("setup",)
+    without, with_setup = False, True
     by_part = ", ".join(f"{k.replace('_', ' ')} {v:.0f} s" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]))
     text = (f"Time outside training in the {len(rows)} fits (their `overhead_seconds`, against their {t:.0f} s of "
             f"training): evaluations, renders and turntable {share(without):.0%} (latent fits "
