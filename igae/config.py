@@ -361,6 +361,10 @@ class NerfEvalParams(_Section):
         "early in an RGB fit's (1: evenly over the whole fit).")
     timing_frames: int = Field(ge=1, description="Test frames timed per fit, after one warm-up frame.")
     turntable_frames: int = Field(ge=0, description="Frames of the orbit turntable GIF (0: none).")
+    turntable_scenes: int | None = Field(
+        ge=1, description="A scene set's fits render the turntable for its first N scenes in name order only (the "
+        "report shows the first scene's; `igae render` renders any fit's new poses later); null: every scene. A "
+        "single-scene fit (--scene) always renders it.")
     turntable_elevation_deg: float = Field(gt=-90, lt=90, description="Elevation of the turntable orbit.")
     chunk: int = Field(ge=0, description="Rays per field call when rendering test views (0: device default).")
 

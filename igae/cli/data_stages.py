@@ -54,10 +54,16 @@ def objects_needed(params: Params) -> int:
 
 
 def cmd_fetch_assets(args: argparse.Namespace) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
     params = _params(args)
     fetched = {}
-    for pkg in debian_packages_needed(params):
-        root = fetch_debian_package(pkg, params.assets.cache_dir)
+    packages = debian_packages_needed(params)
+    # In parallel: each is a download then an unpack into its own folder (about 14 s in turn, 7 s at once,
+    # at the start of a run where nothing else can run yet).
+    with ThreadPoolExecutor(max_workers=max(1, len(packages))) as pool:
+        roots = list(pool.map(lambda pkg: fetch_debian_package(pkg, params.assets.cache_dir), packages))
+    for pkg, root in zip(packages, roots):
         fetched[pkg] = (root / ".complete").read_text().strip()
         log(f"{pkg}: {fetched[pkg]} in {root}")
     write_json_atomic(args.out, {"debian_packages": fetched, "cache_dir": params.assets.cache_dir})

@@ -26,7 +26,7 @@ def _aabb(text: str) -> float | str:
 
 def cmd_fit_nerf(args: argparse.Namespace) -> None:
     """One scene (``--scene``), or every scene of a set (``--scene-set``: ``--out/<scene>``), in turn."""
-    from igae.nerf.run import FitJob, run_fit
+    from igae.nerf.run import FitJob, renders_turntable, run_fit
     from igae.train.distributed import set_threads
 
     params = load_params(args.params, preset=args.preset)
@@ -41,10 +41,12 @@ def cmd_fit_nerf(args: argparse.Namespace) -> None:
         from igae.data.scene import scene_folders
 
         jobs = [(d, out / d.name, work_root / d.name) for d in scene_folders(args.scene_set)]
-    for scene_dir, scene_out, work in jobs:
+    for index, (scene_dir, scene_out, work) in enumerate(jobs):
         run_fit(FitJob(scene_dir, args.autoencoder, args.method, scene_out, work, aabb=args.aabb,
                        space_name=args.space_name, progress=not args.quiet, downscale=args.downscale,
-                       allow_unbounded=args.allow_unbounded, ae_seed=args.ae_seed), params, threads, log)
+                       allow_unbounded=args.allow_unbounded, ae_seed=args.ae_seed,
+                       turntable=args.scene is not None or renders_turntable(index, params.nerf.eval)),
+                params, threads, log)
     if args.scene_set is not None and work_root.is_dir() and not any(work_root.iterdir()):
         work_root.rmdir()
 

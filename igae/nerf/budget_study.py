@@ -48,7 +48,7 @@ def run_budget_study(params: Params, scene_set: Path, autoencoders: Path, fits: 
     from igae.data.scene import scene_folders
     from igae.eval.budget import budget_fits, budget_table
     from igae.eval.nerf_summary import collect_fits
-    from igae.nerf.run import FitJob, run_fit
+    from igae.nerf.run import FitJob, renders_turntable, run_fit
     from igae.report.budget import budget_figure
     from igae.report.figures import save_figure
 
@@ -75,12 +75,14 @@ def run_budget_study(params: Params, scene_set: Path, autoencoders: Path, fits: 
             done = 0
             for (k, seed), source in sources.items():
                 for method in methods:
-                    for scene in scenes:
+                    for scene_index, scene in enumerate(scenes):
                         where = Path(f"joint_{k}") / fit_space_folder(SPACE, seed) / method / scene.name
                         done += 1
                         log(f"budget fit {done}/{total}: joint_{k} seed {seed} {method} {scene.name}")
                         run_fit(FitJob(scene, str(source), method, tmp / FITS_DIR / where, work / where,
-                                       space_name=SPACE, progress=False, ae_seed=seed), params, threads, log)
+                                       space_name=SPACE, progress=False, ae_seed=seed,
+                                       turntable=renders_turntable(scene_index, params.nerf.eval)),
+                                params, threads, log)
             table = budget_table(budget_fits(tmp / FITS_DIR), main_fits, params.igae.joint.steps)
             write_text_atomic(tmp / TABLE_FILE, table.to_csv(index=False, float_format="%.6g"))
             save_figure(budget_figure(table), tmp, "budget")

@@ -38,6 +38,7 @@ class FitJob:
         allow_unbounded: skip the bounded-scene checks (:func:`igae.data.scene_box.check_bounded`).
         ae_seed: the AE's seed (one of ``ae_seeds``), recorded in ``metrics.json`` so fits pair on it;
             None: the seed the AE folder records, if any (an RGB fit has none).
+        turntable: render the orbit GIF (``nerf.eval.turntable_frames``); see :func:`renders_turntable`.
     """
 
     scene_dir: Path
@@ -51,6 +52,13 @@ class FitJob:
     downscale: int = 1
     allow_unbounded: bool = False
     ae_seed: int | None = None
+    turntable: bool = True
+
+
+def renders_turntable(scene_index: int, eval_cfg) -> bool:
+    """Whether the fit of a scene set's ``scene_index``-th scene (name order, from 0) renders the turntable:
+    ``nerf.eval.turntable_scenes`` (None: every scene)."""
+    return eval_cfg.turntable_scenes is None or scene_index < eval_cfg.turntable_scenes
 
 
 def scene_aabb_half(scene, override: float | str | None) -> tuple[float | None, str]:
@@ -199,8 +207,8 @@ def run_fit(job: FitJob, params: Params, threads: int, log: Callable[[str], None
     with laps("render_timing"):
         timing = time_rendering(field, data, sampler, cfg.eval.timing_frames, chunk)
     with laps("turntable"):
-        turntable = (render_turntable(field, data, sampler, cfg.eval.turntable_frames,
-                                      cfg.eval.turntable_elevation_deg, chunk) if cfg.eval.turntable_frames else None)
+        turntable = (render_turntable(field, data, sampler, cfg.eval.turntable_frames, cfg.eval.turntable_elevation_deg,
+                                      chunk) if cfg.eval.turntable_frames and job.turntable else None)
     train_total = sum(result.stage_seconds.values())
     test = scene.subset("test")
     view_names = [Path(p).stem for p in test.file_paths]

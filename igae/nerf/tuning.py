@@ -73,7 +73,7 @@ def run_tuning(params: Params, scene_set: Path, autoencoders: Path, out: Path, w
         InputError: a bad ``tuning`` section, an AE folder that does not exist, or not a validation set.
     """
     from igae.eval.nerf_summary import fit_row
-    from igae.nerf.run import FitJob, run_fit
+    from igae.nerf.run import FitJob, renders_turntable, run_fit
 
     t = params.tuning
     check_replaceable(out, CHOICE_FILE, owned=[SUMMARY_FILE, FITS_DIR])
@@ -98,10 +98,11 @@ def run_tuning(params: Params, scene_set: Path, autoencoders: Path, out: Path, w
                 for space, source in sources.items():
                     seed = None if space == RGB_SPACE else ae_seed
                     for method in t.methods:
-                        for scene in scenes:
+                        for scene_index, scene in enumerate(scenes):
                             where = Path(f"v{index}") / fit_space_folder(space, seed) / method / scene.name
                             metrics = run_fit(FitJob(scene, source, method, tmp / FITS_DIR / where, work / where,
-                                                     space_name=space, progress=False, ae_seed=seed),
+                                                     space_name=space, progress=False, ae_seed=seed,
+                                                     turntable=renders_turntable(scene_index, variant.nerf.eval)),
                                               variant, threads, log)
                             row = fit_row(metrics, out / FITS_DIR / where / "metrics.json")
                             rows.append({"value_index": index, "value": json.dumps(value), "ae_seed": seed,
