@@ -40,6 +40,7 @@ def test_long_preset_is_a_longer_budget_with_two_seeds_and_three_budgets(repo_ro
     assert long.train_ae.steps > base.train_ae.steps and long.igae.joint.steps > base.igae.joint.steps
     assert len({*long.igae.snapshots, long.igae.joint.steps}) >= 3
     assert set(long.budget.methods) <= set(long.nerf.methods)
+    assert long.nerf.methods == base.nerf.methods  # the goals' "every method" can be read at long too
 
 
 @pytest.mark.parametrize(
