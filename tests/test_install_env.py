@@ -89,4 +89,5 @@ def test_uv_installs_when_it_can(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert install_env.main(["--lock", str(lock), "--project", str(tmp_path)]) == 0
     assert calls[0][-1] == "uv==0.13.9"
     assert [c[:3] for c in calls[1:]] == [[str(Path(sys.executable).parent / "uv"), "pip", "install"]] * 2
+    assert all("--compile-bytecode" in c for c in calls[1:])  # as pip does: no compiling at every start
     assert not any(c[1:3] == ["-m", "pip"] and "-r" in c for c in calls)  # pip never installed the lock
