@@ -45,7 +45,7 @@ def cmd_fit_nerf(args: argparse.Namespace) -> None:
         run_fit(FitJob(scene_dir, args.autoencoder, args.method, scene_out, work, aabb=args.aabb,
                        space_name=args.space_name, progress=not args.quiet, downscale=args.downscale,
                        allow_unbounded=args.allow_unbounded, ae_seed=args.ae_seed,
-                       turntable=args.scene is not None or renders_turntable(index, params.nerf.eval)),
+                       turntable=renders_turntable(index, params.nerf.eval)),
                 params, threads, log)
     if args.scene_set is not None and work_root.is_dir() and not any(work_root.iterdir()):
         work_root.rmdir()

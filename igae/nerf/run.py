@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from igae.config import WORKFLOW_NERF_KEYS, Params
+from igae.config import WORKFLOW_NERF_KEYS, NerfEvalParams, Params
 from igae.errors import InputError
 from igae.provenance import provenance
 
@@ -55,9 +55,9 @@ class FitJob:
     turntable: bool = True
 
 
-def renders_turntable(scene_index: int, eval_cfg) -> bool:
+def renders_turntable(scene_index: int, eval_cfg: NerfEvalParams) -> bool:
     """Whether the fit of a scene set's ``scene_index``-th scene (name order, from 0) renders the turntable:
-    ``nerf.eval.turntable_scenes`` (None: every scene)."""
+    ``nerf.eval.turntable_scenes`` (None: every scene; at least 1, so a single ``--scene`` fit, index 0, does)."""
     return eval_cfg.turntable_scenes is None or scene_index < eval_cfg.turntable_scenes
 
 
