@@ -6,17 +6,17 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from igae.assets import make_source
-from igae.assets.base import ObjectRecord, ObjectSource
-from igae.assets.debian import fetch_debian_package
 from igae.cli.common import log
 from igae.config import (SCENE_SETS, AssetsParams, Params, effective_params_yaml, load_params, params_json_schema,
                          tuning_variants)
 from igae.errors import InputError
 from igae.io import write_json_atomic, write_text_atomic
 from igae.provenance import provenance
+
+if TYPE_CHECKING:  # the asset sources import trimesh (~0.5-1 s): only the stages that read meshes pay it
+    from igae.assets.base import ObjectSource
 
 CATALOGUE_PACKAGE = "sweethome3d-furniture"
 PHOTO_PACKAGES = ("opencv-doc", "mate-backgrounds")
@@ -34,6 +34,8 @@ def debian_packages_needed(params: Params) -> list[str]:
 
 def object_source(assets: AssetsParams, needed: int, seed: int) -> ObjectSource:
     """The object source named by ``assets.source``, configured from params."""
+    from igae.assets import make_source
+
     kwargs: dict[str, Any] = {
         "catalogue": lambda: dict(
             cache_dir=assets.cache_dir,
@@ -55,6 +57,8 @@ def objects_needed(params: Params) -> int:
 
 def cmd_fetch_assets(args: argparse.Namespace) -> None:
     from concurrent.futures import ThreadPoolExecutor
+
+    from igae.assets.debian import fetch_debian_package
 
     params = _params(args)
     fetched = {}
@@ -88,6 +92,7 @@ def cmd_select_objects(args: argparse.Namespace) -> None:
 
 
 def cmd_render_scenes(args: argparse.Namespace) -> None:
+    from igae.assets.base import ObjectRecord
     from igae.render.scene_set import import_scene_set, render_scene_set
 
     params = _params(args)
