@@ -67,8 +67,8 @@ def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _changed(before: dict, module: torch.nn.Module, names) -> bool:
-    after = module.state_dict()
-    return any(not torch.equal(before[n], after[n]) for n in names)
+    after = module.state_dict()  # ``before`` may be a CPU snapshot of a module trained on the GPU since
+    return any(not torch.equal(before[n].to(after[n].device), after[n]) for n in names)
 
 
 def _group_names(module: torch.nn.Module, params) -> list[str]:

@@ -174,7 +174,7 @@ class OccupancyGrid(torch.nn.Module):
         self.register_buffer("aabb", box.clone())
         self.register_buffer("density", torch.zeros(self.resolution))
         self.register_buffer("occupied", torch.ones(self.resolution, dtype=torch.bool))
-        cell = (box[1] - box[0]) / torch.tensor(self.resolution, dtype=torch.float32)
+        cell = (box[1] - box[0]) / torch.tensor(self.resolution, dtype=torch.float32, device=box.device)
         self.step_size = float(cell.min()) / 2.0 if step_size is None else float(step_size)
         if not self.step_size > 0:
             raise ValueError(f"step_size must be positive, got {step_size}")
