@@ -73,15 +73,16 @@ wildcard_constraints:
     scene=r"scene_\d+",
 
 
+STAGES_HERE = snakemake_stages(P)
+
+
 rule all:
     input:
-        expand("data/scenes/{set}/manifest.json", set=VALUES["set"]),
-        "data/photos/manifest.json",
-        smk.all_files("results/ae_eval", VALUES),  # every AE x AE seed
-        "results/nerf_summary/summary.csv",
+        # Every output of every rule, not only the last ones: a deleted intermediate file (a fit's
+        # metrics.json, an AE's model) is rebuilt by the plain command, as `dvc repro` does (see
+        # smk.every_output). Tuning and budget write a record only unless enabled.
+        smk.every_output(STAGES_HERE, VALUES),
         "results/report/index.html",
-        smk.all_files("results/tuning", VALUES),  # a record only, unless tuning.enabled
-        smk.all_files("results/budget", VALUES),  # a record only, unless igae.snapshots
 
 
 TABLES = ["novel_view_synthesis", "novel_view_synthesis_per_scene", "speed", "autoencoding"]
@@ -101,7 +102,7 @@ REPORT_OUTPUTS = [report("results/report/index.html", category="Report", caption
 
 
 # One rule per stage of the table: files, params, threads and resources all come from it.
-for name, stage in snakemake_stages(P).items():
+for name, stage in STAGES_HERE.items():
     rule:
         name:
             name

@@ -182,3 +182,24 @@ def test_latent_interop_example_decodes_with_plain_diffusers_and_transfers_a_lat
     assert all(math.isfinite(v) for v in nerf.values())
     assert nerf["latent_mse_after"] < 0.75 * nerf["latent_mse_before"], nerf  # and it transfers to NeRF latents
     assert (tmp_path / "out" / "comparison.png").is_file() and (tmp_path / "out" / "report.json").is_file()
+
+
+def test_a_fit_reruns_into_its_folder_after_snakemake_deleted_metrics_json(fits, tmp_path: Path, capsys) -> None:
+    """Snakemake deletes a job's declared outputs (each fit's metrics.json) before it reruns the job:
+    the fit accepts a folder of its own entries without metrics.json, and writes the same fit again;
+    a folder with anything else in it is still refused, and left as it was."""
+    import shutil
+
+    folder = tmp_path / "latent"
+    shutil.copytree(fits["latent"], folder)
+    before = json.loads((folder / "metrics.json").read_text())
+    (folder / "metrics.json").unlink()
+    _fit(fits["scene"], str(fits["ae"]), "ngp", folder)
+    after = json.loads((folder / "metrics.json").read_text())
+    assert after["metrics"] == before["metrics"]  # the same deterministic fit
+    (folder / "metrics.json").unlink()
+    (folder / "notes.txt").write_text("keep me")
+    assert main(["fit-nerf", "--params", str(REPO / "params.yaml"), "--preset", "smoke", "--scene", str(fits["scene"]),
+                 "--autoencoder", str(fits["ae"]), "--method", "ngp", "--out", str(folder), "--quiet"]) == 2
+    assert "notes.txt" in capsys.readouterr().err
+    assert (folder / "notes.txt").read_text() == "keep me" and (folder / "field.pt").exists()

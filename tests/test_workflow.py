@@ -584,6 +584,33 @@ def test_an_edit_reruns_exactly_what_reads_it(snakemake_run: Path, dvc_run: Path
     assert not _dvc_status_json(dvc_run)  # restored
 
 
+def test_a_deleted_fit_output_is_rebuilt_by_both_executors(snakemake_run: Path, dvc_run: Path) -> None:
+    """A fit's metrics.json deleted by hand: both executors plan that fit and what reads it (Snakemake
+    ignores a deleted file that only feeds present outputs unless `rule all` requests it), and a real
+    Snakemake rerun of it (which deletes the job's outputs first) writes the same fit again."""
+    rel = f"results/nerf/{RGB_SPACE}/vanilla/{HELDOUT[-1]}/metrics.json"
+    expected = _expand({"fit_nerf_rgb@vanilla"} | AFTER_FITS, list(METHODS))
+    for work in (snakemake_run, dvc_run):
+        saved = (work / rel).read_bytes()
+        (work / rel).unlink()
+        try:
+            got = _snakemake_jobs(work) if work == snakemake_run else _dvc_downstream(work, set(_dvc_status_json(work)))
+        finally:
+            (work / rel).write_bytes(saved)
+        assert got == expected, (work.name, sorted(got ^ expected))
+    copy = snakemake_run.parent / "deleted_fit"
+    shutil.copytree(snakemake_run, copy, symlinks=True)
+    try:
+        (copy / rel).unlink()
+        _run([sys.executable, "-m", "snakemake", "--cores", "2", "--config", "preset=smoke", "--until", "fit_nerf_rgb"],
+             copy)
+        again, before = (json.loads((w / rel).read_text()) for w in (copy, snakemake_run))
+        assert again["metrics"] == before["metrics"]
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+    assert not _dvc_status_json(dvc_run)  # restored
+
+
 def _dvc_downstream(work: Path, changed: set[str]) -> set[str]:
     """``changed`` and every stage downstream of it in `dvc dag`: DVC decides about later stages from
     the new outputs' hashes at run time, and they rerun whenever their inputs change."""

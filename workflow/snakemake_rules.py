@@ -77,6 +77,15 @@ def rule_outputs(stage: Stage, values: dict[str, list[str]]) -> list[str]:
     return expand_free([f for p in paths for f in tracked_files(p)], wildcards(stage), values)
 
 
+def every_output(stages: dict[str, Stage], values: dict[str, list[str]]) -> list[str]:
+    """Every file the rules write, each placeholder expanded over all its values: what ``rule all``
+    requests. Snakemake (since 7.7; snakemake/snakemake#1978) does not rebuild a deleted file that
+    is only an input of present, up-to-date files (the way temp() files are treated); requested, a
+    missing file is rebuilt, and what reads it reruns, being older than it (DVC does the same).
+    """
+    return expand_free([f for stage in stages.values() for f in rule_outputs(stage, values)], set(), values)
+
+
 def lookup(tree: dict[str, Any], dotted: str) -> Any:
     """The value at a dotted key of a params tree (``KeyError`` naming the key when it is absent)."""
     node: Any = tree

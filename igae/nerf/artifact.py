@@ -41,6 +41,9 @@ TURNTABLE_FILE = "turntable.gif"
 FIELD_FILE = "field.pt"
 DECODER_FILE = "decoder.pt"
 LATENTS_FILE = "latents.pt"
+FIT_ENTRIES = (METRICS_FILE, PER_VIEW_FILE, CURVE_FILE, LOSSES_FILE, RENDERS_DIR, TURNTABLE_FILE, FIELD_FILE,
+               DECODER_FILE, LATENTS_FILE)
+"""Every entry :func:`write_fit` may put in a fit folder."""
 
 
 @dataclass

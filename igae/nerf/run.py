@@ -125,7 +125,7 @@ def run_fit(job: FitJob, params: Params, threads: int, log: Callable[[str], None
     from igae.data.scene import read_scene
     from igae.eval.ae_quality import reconstruction_metrics, summarize
     from igae.io import check_replaceable
-    from igae.nerf.artifact import METRICS_FILE, FieldSpec, SamplerSpec, write_fit
+    from igae.nerf.artifact import FIT_ENTRIES, METRICS_FILE, FieldSpec, SamplerSpec, write_fit
     from igae.nerf.data import ENCODE_BATCH, prepare_latent, prepare_rgb
     from igae.nerf.evaluate import (evaluate_test_views, peak_memory_mb, render_turntable, reset_peak_memory,
                                     save_test_renders, time_rendering)
@@ -140,7 +140,10 @@ def run_fit(job: FitJob, params: Params, threads: int, log: Callable[[str], None
         raise InputError(f"--method {job.method!r}: nerf.method_params has no entry for it "
                          f"(known: {sorted(cfg.method_params)})")
     method_cfg = cfg.method_params[job.method]
-    check_replaceable(job.out, METRICS_FILE)  # before hours of fitting: never replace a folder we did not write
+    # Before hours of fitting: never replace a folder we did not write. A fit folder without its
+    # metrics.json is accepted when it holds only a fit's entries: Snakemake deletes a job's declared
+    # outputs (the metrics.json files) before it reruns the job.
+    check_replaceable(job.out, METRICS_FILE, owned=FIT_ENTRIES)
     device = resolve_device(params.training.device, params.training.jobs_per_gpu)
     precision = configure_precision(params.training.precision, device)
     peak_reset = reset_peak_memory(device)  # this fit's peaks, not those of earlier fits in this process
