@@ -75,16 +75,6 @@ wildcard_constraints:
 
 STAGES_HERE = snakemake_stages(P)
 
-
-rule all:
-    input:
-        # Every output of every rule, not only the last ones: a deleted intermediate file (a fit's
-        # metrics.json, an AE's model) is rebuilt by the plain command, as `dvc repro` does (see
-        # smk.every_output). Tuning and budget write a record only unless enabled.
-        smk.every_output(STAGES_HERE, VALUES),
-        "results/report/index.html",
-
-
 TABLES = ["novel_view_synthesis", "novel_view_synthesis_per_scene", "speed", "autoencoding"]
 # The report's files, each tagged for `snakemake --report results/report.html` (after a run).
 REPORT_OUTPUTS = [report("results/report/index.html", category="Report", caption="workflow/report/page.rst"),
@@ -99,6 +89,15 @@ REPORT_OUTPUTS = [report("results/report/index.html", category="Report", caption
     *[report(f"results/figures/{f}.png", category="Autoencoders", caption="workflow/report/autoencoders.rst")
       for f in ("autoencoders", *(f"training_{ae}" for ae in AES))],
 ]
+
+
+rule all:
+    input:
+        # Every output of every rule, not only the last ones: a deleted intermediate file (a fit's
+        # metrics.json, an AE's model, a table) is rebuilt by the plain command, as `dvc repro` does
+        # (see smk.every_output). Tuning and budget write a record only unless enabled.
+        smk.every_output(STAGES_HERE, VALUES),
+        [str(f) for f in REPORT_OUTPUTS],
 
 
 # One rule per stage of the table: files, params, threads and resources all come from it.

@@ -9,8 +9,8 @@ Run it through ``benchmarks/gpu_check.sh`` (``make gpu-check``). In under 8 minu
    nothing), and one IG-AE training step of the paper preset at 128x128 with an f8 / 16-channel
    AE of the paper's architecture, randomly initialised from its config (the hub is unreachable);
 4. runs the smoke preset end to end on CUDA with what is left of the time budget
-   (``snakemake --cores all --resources gpu_slots=4 --keep-going --config preset=smoke``: its tiny
-   jobs share the GPU, ``--smoke-jobs-per-gpu``).
+   (the smoke preset with ``training.jobs_per_gpu: 4``, ``--smoke-jobs-per-gpu``: its tiny jobs
+   share each GPU; ``--keep-going``).
 
 Everything runs in a scratch workspace (``--work``, default a temporary folder), never in this
 checkout's ``data/`` or ``results/``. The results go to ``--out``/gpu_check.json (default
@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,8 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -69,14 +72,16 @@ class Check:
             return rec
         t0 = time.monotonic()
         print(f"[gpu-check] {name}: {' '.join(cmd)}", file=sys.stderr, flush=True)
+        # Its own process group: at the limit the whole group gets SIGTERM (Snakemake then stops its
+        # running jobs), then SIGKILL, so no job outlives the step or writes into a removed workspace.
+        proc = subprocess.Popen(cmd, cwd=cwd or self.work, env={**self.env, **(env or {})}, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
         try:
-            proc = subprocess.run(cmd, cwd=cwd or self.work, env={**self.env, **(env or {})}, capture_output=True,
-                                  text=True, timeout=limit)
-            code, out = proc.returncode, proc.stdout + proc.stderr
-        except subprocess.TimeoutExpired as exc:
-            code, out = None, f"{exc.stdout or ''}{exc.stderr or ''}\n(killed after {limit:.0f} s)"
-            if isinstance(out, bytes):
-                out = out.decode(errors="replace")
+            out, _ = proc.communicate(timeout=limit)
+            code = proc.returncode
+        except subprocess.TimeoutExpired:
+            code = None
+            out = _stop_group(proc) + f"\n(stopped after {limit:.0f} s)"
         rec = {"status": "ok" if code == 0 else ("timeout" if code is None else "failed"), "exit": code,
                "seconds": round(time.monotonic() - t0, 2), "cmd": cmd}
         if code != 0:
@@ -84,6 +89,20 @@ class Check:
         self.steps[name] = rec
         print(f"[gpu-check] {name}: {rec['status']} in {rec['seconds']} s", file=sys.stderr, flush=True)
         return rec
+
+
+def _stop_group(proc: subprocess.Popen, grace_s: float = 20.0) -> str:
+    """SIGTERM ``proc``'s process group, SIGKILL it after ``grace_s``; the output it had written."""
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            return proc.communicate(timeout=wait_s)[0] or ""
+        except subprocess.TimeoutExpired:
+            continue
+    return ""
 
 
 def _workspace(work: Path) -> None:
@@ -243,8 +262,6 @@ def main(argv: list[str] | None = None) -> int:
     # in the CPU dry run the smoke preset's tiny data with tiny fits. Kept apart from the smoke run's data/.
     preset = "default"
     if args.cpu_smoke:
-        import yaml
-
         tiny = yaml.safe_load((REPO / "presets" / "smoke.yaml").read_text())
         tiny["nerf"].update({"stage1": {**tiny["nerf"]["stage1"], "steps": 4},
                              "stage2": {**tiny["nerf"]["stage2"], "steps": 2},
@@ -253,12 +270,13 @@ def main(argv: list[str] | None = None) -> int:
                                                          + yaml.safe_dump(tiny, sort_keys=False))
         preset = "gpucheck"
     params_args = ["--params", "params.yaml", "--preset", preset]
-    fetched = check.run("fetch_assets", [igae, "fetch-assets", *params_args, "--out", "data/cache/fetched.json"],
+    # Its record apart from data/cache/fetched.json, the smoke pipeline's own fetch_assets output.
+    fetched = check.run("fetch_assets", [igae, "fetch-assets", *params_args, "--out", "fitdata/cache/fetched.json"],
                         cap_s=120)
     if fetched["status"] != "ok" and not args.cpu_smoke:
         (work / "presets" / "gpucheck.yaml").write_text(OFFLINE_PRESET)
         preset, params_args = "gpucheck", ["--params", "params.yaml", "--preset", "gpucheck"]
-        check.run("fetch_assets_offline", [igae, "fetch-assets", *params_args, "--out", "data/cache/fetched.json"],
+        check.run("fetch_assets_offline", [igae, "fetch-assets", *params_args, "--out", "fitdata/cache/fetched.json"],
                   cap_s=60)
     report["fit_preset"] = preset
     check.run("select_objects", [igae, "select-objects", *params_args, "--out", "fitdata/objects.json"], cap_s=120)
@@ -294,9 +312,12 @@ def main(argv: list[str] | None = None) -> int:
     # 4. the smoke preset end to end, last: the open-ended step gets what is left of the budget (planned only
     # in the CPU dry run). On the first GPU (H200, 2026-11-30) its jobs took 24-30 s each, mostly start-up,
     # one at a time with one GPU slot: 33 jobs would not fit. Its tiny jobs share the GPU instead.
-    smoke = ["snakemake", "--cores", "all", "--keep-going", "--config", "preset=smoke"]
-    if not args.cpu_smoke:
-        smoke[3:3] = ["--resources", f"gpu_slots={args.smoke_jobs_per_gpu * max(1, torch.cuda.device_count())}"]
+    smoke_preset = yaml.safe_load((REPO / "presets" / "smoke.yaml").read_text())
+    smoke_preset.setdefault("training", {})["jobs_per_gpu"] = args.smoke_jobs_per_gpu  # sizes Snakemake's gpu_slots
+    (work / "presets" / "smoke_shared_gpu.yaml").write_text(
+        "# gpu_check: the smoke preset, its jobs sharing each GPU\n" + yaml.safe_dump(smoke_preset, sort_keys=False))
+    report["smoke_preset"] = {"preset": "smoke", "training.jobs_per_gpu": args.smoke_jobs_per_gpu}
+    smoke = ["snakemake", "--cores", "all", "--keep-going", "--config", "preset=smoke_shared_gpu"]
     check.run("smoke_pipeline", smoke + (["-n"] if args.cpu_smoke else []))
 
     # DVC fits the preset's scenes one after the other: its fit stages take about n_fits x one fit.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,15 @@ def _gpu_check():
     return module
 
 
+def _alive(pid: int) -> bool:
+    """``pid`` runs (a zombie, reaped by nobody yet, counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
 def test_the_gpu_check_records_each_step_under_one_time_budget(tmp_path: Path) -> None:
     gc = _gpu_check()
     check = gc.Check(budget_s=3.0, work=tmp_path, env=dict(os.environ))
@@ -91,6 +101,16 @@ def test_the_gpu_check_records_each_step_under_one_time_budget(tmp_path: Path) -
     assert failed["status"] == "failed" and failed["exit"] == 3 and "boom" in failed["output_tail"]
     slow = check.run("slow", ["sleep", "30"], cap_s=0.5 + 1.0)
     assert slow["status"] == "timeout" and slow["seconds"] < 10
+    # A step stopped at its limit takes its children with it (Snakemake's running jobs, say).
+    pid_file = tmp_path / "child.pid"
+    check.deadline += 2.5
+    parent = check.run("parent", ["sh", "-c", f"sleep 30 & echo $! > {pid_file}; wait"], cap_s=1.5)
+    assert parent["status"] == "timeout"
+    child = int(pid_file.read_text())
+    deadline = time.monotonic() + 5.0
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)
     while check.left() > 1:  # spend the rest of the budget
         check.run("filler", ["sleep", "0.5"])
     assert check.run("late", ["true"])["status"] == "not run: time budget spent"

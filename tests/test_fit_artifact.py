@@ -14,7 +14,7 @@ from PIL import Image
 from igae.cli import main
 from igae.data import read_scene
 from igae.eval.metrics import psnr
-from igae.nerf.artifact import DECODER_FILE, FIELD_FILE, LATENTS_FILE, load_fit
+from igae.nerf.artifact import DECODER_FILE, FIELD_FILE, FIT_ENTRIES, LATENTS_FILE, load_fit
 from igae.nerf.render_poses import read_poses, render_poses
 
 from test_nerf_fit import REPO, tiny_ae, write_nerfstudio_ball
@@ -190,6 +190,9 @@ def test_a_fit_reruns_into_its_folder_after_snakemake_deleted_metrics_json(fits,
     a folder with anything else in it is still refused, and left as it was."""
     import shutil
 
+    # FIT_ENTRIES names everything a fit writes (else a rerun would refuse the fit's own folder).
+    for kind in ("latent", "rgb"):
+        assert {p.name for p in fits[kind].iterdir()} <= set(FIT_ENTRIES), kind
     folder = tmp_path / "latent"
     shutil.copytree(fits["latent"], folder)
     before = json.loads((folder / "metrics.json").read_text())

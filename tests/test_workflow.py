@@ -584,12 +584,17 @@ def test_an_edit_reruns_exactly_what_reads_it(snakemake_run: Path, dvc_run: Path
     assert not _dvc_status_json(dvc_run)  # restored
 
 
-def test_a_deleted_fit_output_is_rebuilt_by_both_executors(snakemake_run: Path, dvc_run: Path) -> None:
-    """A fit's metrics.json deleted by hand: both executors plan that fit and what reads it (Snakemake
-    ignores a deleted file that only feeds present outputs unless `rule all` requests it), and a real
-    Snakemake rerun of it (which deletes the job's outputs first) writes the same fit again."""
-    rel = f"results/nerf/{RGB_SPACE}/vanilla/{HELDOUT[-1]}/metrics.json"
-    expected = _expand({"fit_nerf_rgb@vanilla"} | AFTER_FITS, list(METHODS))
+DELETED = {  # an output deleted by hand -> what both executors rerun
+    f"results/nerf/{RGB_SPACE}/vanilla/{HELDOUT[-1]}/metrics.json": {"fit_nerf_rgb@vanilla"} | AFTER_FITS,
+    "results/tables/speed.csv": {"report"},
+}
+
+
+@pytest.mark.parametrize("rel", list(DELETED))
+def test_a_deleted_output_is_planned_again_by_both_executors(snakemake_run: Path, dvc_run: Path, rel: str) -> None:
+    """A fit's metrics.json or a table deleted by hand: both executors plan its job and what reads it
+    (Snakemake ignores a deleted file that only feeds present outputs unless `rule all` requests it)."""
+    expected = _expand(DELETED[rel], list(METHODS))
     for work in (snakemake_run, dvc_run):
         saved = (work / rel).read_bytes()
         (work / rel).unlink()
@@ -598,6 +603,13 @@ def test_a_deleted_fit_output_is_rebuilt_by_both_executors(snakemake_run: Path, 
         finally:
             (work / rel).write_bytes(saved)
         assert got == expected, (work.name, sorted(got ^ expected))
+    assert not _dvc_status_json(dvc_run)  # restored
+
+
+def test_snakemake_reruns_a_fit_whose_metrics_it_deleted(snakemake_run: Path) -> None:
+    """A real Snakemake rerun of a fit (it deletes the job's declared outputs, the metrics.json files,
+    first and leaves the rest of each folder) writes the same fit again."""
+    rel = next(iter(DELETED))
     copy = snakemake_run.parent / "deleted_fit"
     shutil.copytree(snakemake_run, copy, symlinks=True)
     try:
@@ -608,7 +620,6 @@ def test_a_deleted_fit_output_is_rebuilt_by_both_executors(snakemake_run: Path, 
         assert again["metrics"] == before["metrics"]
     finally:
         shutil.rmtree(copy, ignore_errors=True)
-    assert not _dvc_status_json(dvc_run)  # restored
 
 
 def _dvc_downstream(work: Path, changed: set[str]) -> set[str]:

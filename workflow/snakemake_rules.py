@@ -59,11 +59,6 @@ def expand_free(files: list[str], bound: set[str], values: dict[str, list[str]])
     return list(dict.fromkeys(out))
 
 
-def all_files(path: str, values: dict[str, list[str]]) -> list[str]:
-    """Every file Snakemake tracks for a table path, each placeholder expanded over all its values."""
-    return expand_free(tracked_files(path), set(), values)
-
-
 def rule_inputs(stage: Stage, values: dict[str, list[str]]) -> list[str]:
     """The files a rule reads: the stage's deps as Snakemake-tracked files."""
     return expand_free([f for d in stage.deps for f in tracked_files(_path(d))], wildcards(stage), values)
