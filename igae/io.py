@@ -89,15 +89,16 @@ def check_replaceable(path: str | Path, marker: str, owned: Iterable[str] | None
     entries = sorted(e.name for e in path.iterdir())
     if not entries:
         return
-    foreign = [] if owned is None else [e for e in entries if e != marker and e not in set(owned)]
+    mine = set(owned or ())
+    foreign = [] if owned is None else [e for e in entries if e != marker and e not in mine]
+    listed = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
     if marker not in entries and (owned is None or foreign):
-        held = f", and it holds {', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}" if foreign else ""
+        held = f", and it holds {listed}" if foreign else ""
         raise InputError(f"output folder exists and was not written by igae (no {marker}{held}); refusing to "
                          f"replace or delete it: choose another output folder", path)
     if foreign:
-        raise InputError(f"output folder holds entries igae did not write ({', '.join(foreign[:5])}"
-                         f"{', ...' if len(foreign) > 5 else ''}); refusing to replace or delete them: move "
-                         "them elsewhere", path)
+        raise InputError(f"output folder holds entries igae did not write ({listed}); refusing to replace or "
+                         "delete them: move them elsewhere", path)
 
 
 def _umask() -> int:
