@@ -122,3 +122,48 @@ def test_main_table_shows_the_ae_ceiling_next_to_each_latent_psnr(tmp_path: Path
     at = cols.index(("Standard AE", tabs.CEILING))
     assert cols[at - 1] == ("Standard AE", "PSNR ↑") and ("RGB NeRF", tabs.CEILING) not in cols
     assert table.loc["Instant-NGP", ("IG-AE", tabs.CEILING)] == "28.50 ± 1.12"
+
+
+CEILING_GAINS = [0.9, 0.5, 0.7, 0.3]
+"""IG-AE's AE ceiling minus the standard AE's per scene (dB); each scene's ceiling is the same for every method."""
+
+
+def _decomposition_set(root: Path, with_ceiling: bool = True) -> Path:
+    for method, gains in GAINS.items():
+        for i, (gain, ceiling_gain) in enumerate(zip(gains, CEILING_GAINS)):
+            scene = f"scene_{i:03d}"
+            for space, psnr, ceiling in (("standard", 24.0 + i, 27.0 + i),
+                                         ("igae", 24.0 + i + gain, 27.0 + i + ceiling_gain)):
+                extra = {"ae_ceiling": {"metrics": {"psnr": ceiling, "ssim": 0.9, "perceptual": 0.1}}} if with_ceiling else {}
+                write_fit(root, space, method, scene, psnr, 4.0, 0.03, f"{space}_s0", ae_seed=0, **extra)
+    return root
+
+
+def test_gain_decomposition_splits_each_difference_into_the_ae_ceiling_and_the_nerf_gap(tmp_path: Path) -> None:
+    r = statements.Results.from_fits(collect_fits(_decomposition_set(tmp_path)))
+    d = r.decomposition.set_index(["method", "metric"])
+    for method, gains in GAINS.items():
+        gap = np.mean(np.subtract(gains, CEILING_GAINS))
+        assert d.loc[(method, "psnr"), "mean"] == pytest.approx(np.mean(gains))
+        assert d.loc[(method, "ae_ceiling_psnr"), "mean"] == pytest.approx(np.mean(CEILING_GAINS))
+        assert d.loc[(method, "ceiling_gap_psnr"), "mean"] == pytest.approx(gap)
+        assert d.loc[(method, "ceiling_gap_psnr"), "n"] == 4
+    # Only the pairs present (no fine-tuned fits here): IG-AE minus the standard AE.
+    assert set(r.decomposition["comparison"]) == {"igae - standard"}
+    table = tabs.gain_decomposition_table(r.decomposition)
+    assert table.loc[("Instant-NGP", "IG-AE − Standard AE"), "NeRF-to-ceiling gap (dB)"].startswith(
+        f"{np.mean(np.subtract(GAINS['ngp'], CEILING_GAINS)):+.2f} [")
+    (sentence,) = statements.decomposition_sentences(r)
+    # The ceiling counts each scene once (4 units, not 4 scenes x 2 methods): its CI is a 3-dof t-interval.
+    half = 3.182446305284263 * np.std(CEILING_GAINS, ddof=1) / 2
+    c = np.mean(CEILING_GAINS)
+    assert f"the AE ceiling (the AE's own reconstruction of the test views) {c:+.2f} dB, 95% CI {c - half:+.2f} dB" in sentence
+    ngp_gap = np.mean(GAINS["ngp"]) - c  # 1.50 - 0.60
+    assert f"the NeRF-to-ceiling gap for Instant-NGP {ngp_gap:+.2f} dB" in sentence and "(over 4 scenes)" in sentence
+    assert sentence in statements.sections(r)["summary"]
+
+
+def test_fits_without_an_ae_ceiling_give_no_decomposition(tmp_path: Path) -> None:
+    r = statements.Results.from_fits(collect_fits(_decomposition_set(tmp_path, with_ceiling=False)))
+    assert r.decomposition.empty and statements.decomposition_sentences(r) == []
+    assert tabs.gain_decomposition_table(r.decomposition).empty

@@ -140,6 +140,39 @@ def paired_summary(fits: pd.DataFrame, level: float = 0.95) -> tuple[pd.DataFram
     return table, units
 
 
+DECOMPOSITION = (("igae", "standard"), ("igae", "finetuned"), ("finetuned", "standard"))
+"""Latent-space pairs whose PSNR difference :func:`gain_decomposition` splits (space a - space b)."""
+GAP_COLUMN = "ceiling_gap_psnr"
+"""A latent fit's test PSNR minus its AE ceiling's (<= 0 in practice: the NeRF's distance to its AE)."""
+
+
+def gain_decomposition(fits: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Split the test-PSNR difference of two latent spaces into the autoencoder's part and the NeRF's.
+
+    Per paired unit, ``psnr_a - psnr_b = (ceiling_a - ceiling_b) + (gap_a - gap_b)``, ``gap = psnr -
+    ceiling``, the ceiling being the shared AE's own encode -> decode PSNR of the same test views. The
+    ceiling part is what a better reconstructing AE gives any latent NeRF; the gap part is how much closer
+    the latent NeRF gets to its own AE's reconstruction, which a 3D-consistent latent space (IG-AE's aim)
+    should raise. Fits without a recorded ceiling are left out of all three.
+
+    Returns:
+        :func:`igae.eval.paired.paired_table` rows for :data:`DECOMPOSITION` with ``metric`` in ``psnr``,
+        ``ae_ceiling_psnr`` and :data:`GAP_COLUMN`.
+    """
+    latent = fits[(fits["space"] != RGB_SPACE) & fits[CEILING_COLUMNS["psnr"]].notna()]
+    latent = latent.assign(**{GAP_COLUMN: latent["psnr"] - latent[CEILING_COLUMNS["psnr"]]})
+    return paired_table(latent, list(DECOMPOSITION), ["psnr", CEILING_COLUMNS["psnr"], GAP_COLUMN], level=level)
+
+
+def ceiling_difference(fits: pd.DataFrame, space_a: str, space_b: str) -> pd.DataFrame:
+    """AE ceiling PSNR of ``space_a`` minus ``space_b`` once per (scene, AE seed): the ceiling depends on the
+    AE and the test views, not on the NeRF method (:func:`igae.eval.paired.paired_differences` columns)."""
+    col = CEILING_COLUMNS["psnr"]
+    latent = fits[fits["space"].isin([space_a, space_b]) & fits[col].notna()]
+    once = latent.drop_duplicates([k for k in KEYS if k != "method"]).assign(method="every method")
+    return paired_differences(once, space_a, space_b, col)
+
+
 def perceptual_backend(fits: pd.DataFrame) -> str:
     """The perceptual metric's name: the backend the fits used (one backend per table).
 

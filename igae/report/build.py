@@ -55,6 +55,13 @@ def build_tables(r: Results, inp: ReportInputs) -> dict[str, pd.DataFrame]:
                                f"IG-AE minus each other space, per NeRF method: mean of the per-unit differences and "
                                f"its 95% CI (t-interval over {over}; n units). ↑: a positive difference means IG-AE "
                                f"is better; ↓ ({label}): a negative one does."),
+        "gain_decomposition": (tabs.gain_decomposition_table(r.decomposition),
+                               "Where each latent space's test-PSNR difference comes from, per NeRF method: unit by "
+                               "unit, the latent NeRFs' PSNR difference equals the difference of the AEs' own "
+                               "encode -> decode PSNR of the same test views (AE ceiling) plus the change of the "
+                               "NeRF-to-ceiling gap (latent NeRF PSNR minus its AE ceiling); mean and 95% CI "
+                               f"(t-interval over {over}; n units). A gap closer to zero means the NeRF got closer to "
+                               "what its AE can reconstruct; a better reconstructing AE also tends to widen the gap."),
         "paired_differences_per_scene": (tabs.per_unit_differences_table(r.units),
                                          "Test-PSNR difference (dB) of every paired unit."),
         "goal_checks": (tabs.goals_table(r.goals),
@@ -199,6 +206,7 @@ def render_html(r: Results, tables: dict[str, pd.DataFrame], figures: dict[str, 
         "<details><summary>Every comparison as a sentence, and the per-scene differences</summary>",
         _list_html(statements.per_method_sentences(r)), _table_html(tables["paired_differences_per_scene"]),
         "</details>",
+        "<h3>Where the differences come from</h3>", _table_html(tables["gain_decomposition"]),
     ]
     parts += ["</section>",
               "<section id='novel-view-synthesis'><h2>Novel-view synthesis</h2>",

@@ -14,7 +14,8 @@ import pandas as pd
 
 from igae.config import AE_NAMES, RGB_SPACE
 from igae.eval.equal_time import equal_time_table
-from igae.eval.nerf_summary import QUALITY, ae_seeds, check_goals, paired_summary, perceptual_backend, units_label
+from igae.eval.nerf_summary import (GAP_COLUMN, QUALITY, ae_seeds, ceiling_difference, check_goals, gain_decomposition,
+                                    paired_summary, perceptual_backend, units_label)
 from igae.eval.paired import mean_ci
 from igae.fields.registry import METHOD_LABELS
 from igae.report import findings
@@ -34,12 +35,13 @@ class Results:
     equal_time: pd.DataFrame    # igae.eval.equal_time.equal_time_table
     perceptual: str             # the perceptual metric's backend
     units_label: str            # "scenes" or "scene x AE seed units"
+    decomposition: pd.DataFrame  # igae.eval.nerf_summary.gain_decomposition
 
     @classmethod
     def from_fits(cls, fits: pd.DataFrame) -> "Results":
         paired, units = paired_summary(fits)
         return cls(fits, paired, units, check_goals(fits), equal_time_table(fits), perceptual_backend(fits),
-                   units_label(fits))
+                   units_label(fits), gain_decomposition(fits))
 
     @property
     def one_seed(self) -> bool:
@@ -86,6 +88,29 @@ def ceiling_sentences(r: Results) -> list[str]:
             f"{SPACE_LABELS[space]} latent NeRF minus its AE's own reconstruction of the same test views (the AE ceiling, "
             f"{part['ae_ceiling_psnr'].mean():.2f} dB on average)", "psnr", items, r.perceptual, r.units_label,
             n=int(part.groupby("method").size().max())))
+    return out
+
+
+def decomposition_sentences(r: Results, comparisons: tuple[tuple[str, str], ...] = (("igae", "standard"),
+                                                                                   ("igae", "finetuned"))) -> list[str]:
+    """Per comparison of latent spaces: its AE ceiling's PSNR difference (once per scene: it does not depend
+    on the NeRF method) and, per method, the change of the NeRF-to-ceiling gap; the two add up to the
+    latent NeRFs' PSNR difference (:func:`igae.eval.nerf_summary.gain_decomposition`)."""
+    out = []
+    for a, b in comparisons:
+        gaps = r.decomposition[(r.decomposition["a"] == a) & (r.decomposition["b"] == b)
+                               & (r.decomposition["metric"] == GAP_COLUMN)]
+        if gaps.empty:
+            continue
+        ceiling = mean_ci(ceiling_difference(r.fits, a, b)["diff"].to_numpy())
+        order = {m: i for i, m in enumerate(_methods(gaps["method"]))}
+        items = [("the AE ceiling (the AE's own reconstruction of the test views)", ceiling.mean, ceiling.lo, ceiling.hi)]
+        items += [(f"the NeRF-to-ceiling gap for {METHOD_LABELS.get(row.method, row.method)}", row.mean, row.lo, row.hi)
+                  for row in gaps.sort_values("method", key=lambda m: m.map(order)).itertuples()]
+        out.append(findings.listing_sentence(
+            f"{SPACE_LABELS[a]} minus {SPACE_LABELS[b]}, split into the autoencoder's part and the NeRF's (they add up "
+            "to the latent NeRF's difference; a positive gap change means the latent NeRF came closer to its AE's "
+            "reconstruction)", "psnr", items, r.perceptual, r.units_label, n=int(gaps["n"].max())))
     return out
 
 
@@ -148,10 +173,11 @@ def render_sentences(r: Results) -> list[str]:
 
 def summary_sentences(r: Results) -> list[str]:
     """The headline findings: IG-AE against the standard AE and the ablation (every metric), against
-    RGB (PSNR), the AE ceiling, and the one-seed caveat."""
+    RGB (PSNR), the AE ceiling, where IG-AE's differences come from, and the one-seed caveat."""
     out = comparison_sentences(r, [("igae", "standard"), ("igae", "finetuned")])
     out += comparison_sentences(r, [("igae", RGB_SPACE)], metrics=("psnr",))
     out += ceiling_sentences(r)
+    out += decomposition_sentences(r)
     if r.one_seed:
         out.append(ONE_SEED)
     return out

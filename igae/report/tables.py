@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
 from igae.config import AE_NAMES, AUTOENCODERS, RGB_SPACE
 from igae.errors import InputError
-from igae.eval.nerf_summary import perceptual_backend
+from igae.eval.nerf_summary import CEILING_COLUMNS, GAP_COLUMN, perceptual_backend
 from igae.fields.registry import METHOD_LABELS
 from igae.io import write_text_atomic
 from igae.layout import ae_runs
@@ -100,21 +101,39 @@ def _digits(metric: str) -> int:
 def paired_differences_table(paired: pd.DataFrame) -> pd.DataFrame:
     """Rows: (method, comparison); columns: each metric's "mean [95% CI]" of the paired differences
     (from :func:`igae.eval.nerf_summary.paired_summary`) and n (units)."""
-    rows = {}
+    return _by_method_and_comparison(paired, lambda r: f"{r.metric_label} {'↓' if r.metric == 'perceptual' else '↑'}",
+                                     lambda r: _digits(r.metric))
+
+
+def _by_method_and_comparison(paired: pd.DataFrame, column: Callable[[Any], str],
+                              digits: Callable[[Any], int]) -> pd.DataFrame:
+    """:func:`igae.eval.paired.paired_table` rows as a table: rows (method, comparison) in method order
+    (comparisons keep theirs), one "mean [95% CI]" column per ``column(row)`` in first-seen order, then n."""
+    rows: dict[tuple[str, str], dict[str, str]] = {}
     for r in paired.itertuples():
-        key = (METHOD_LABELS.get(r.method, r.method),
-               f"{SPACE_LABELS.get(r.a, r.a)} − {SPACE_LABELS.get(r.b, r.b)}")
-        arrow = "↓" if r.metric == "perceptual" else "↑"
-        rows.setdefault(key, {})[f"{r.metric_label} {arrow}"] = _ci(r.mean, r.lo, r.hi, _digits(r.metric))
+        key = (METHOD_LABELS.get(r.method, r.method), f"{SPACE_LABELS.get(r.a, r.a)} − {SPACE_LABELS.get(r.b, r.b)}")
+        rows.setdefault(key, {})[column(r)] = _ci(r.mean, r.lo, r.hi, digits(r))
         rows[key]["n"] = str(r.n)
     table = pd.DataFrame.from_dict(rows, orient="index")
     if table.empty:
         return table
     order = {label: i for i, label in enumerate(METHOD_LABELS.values())}
-    table = table.loc[sorted(table.index, key=lambda k: order.get(k[0], len(order)))]  # stable: comparisons keep their order
+    table = table.loc[sorted(table.index, key=lambda k: order.get(k[0], len(order)))]
     table = table[[c for c in table.columns if c != "n"] + ["n"]]
     table.index = pd.MultiIndex.from_tuples(table.index, names=["method", "comparison"])
     return table
+
+
+DECOMPOSITION_COLUMNS = {"psnr": "latent NeRF PSNR (dB)", CEILING_COLUMNS["psnr"]: "AE ceiling PSNR (dB)",
+                         GAP_COLUMN: "NeRF-to-ceiling gap (dB)"}
+"""Columns of :func:`gain_decomposition_table`: the difference, its AE part and its NeRF part."""
+
+
+def gain_decomposition_table(decomposition: pd.DataFrame) -> pd.DataFrame:
+    """Rows: (method, comparison); columns: "mean [95% CI]" of the latent NeRF's PSNR difference, of the AE
+    ceiling's and of the NeRF-to-ceiling gap's (the first is the sum of the other two, unit by unit), and n
+    (from :func:`igae.eval.nerf_summary.gain_decomposition`)."""
+    return _by_method_and_comparison(decomposition, lambda r: DECOMPOSITION_COLUMNS[r.metric], lambda r: 2)
 
 
 def per_unit_differences_table(units: pd.DataFrame) -> pd.DataFrame:

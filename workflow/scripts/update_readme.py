@@ -3,8 +3,8 @@
 - `<!-- results:start -->` / `<!-- results:end -->`: from a finished pipeline run, the main table
   (results/tables/novel_view_synthesis.md, with the AE ceiling), the generated findings
   (results/tables/findings.md: every result sentence, with its sign, CI and metric, written by
-  `igae report` from the fits), the paired differences (results/tables/paired_differences.md), the
-  equal-time table (results/tables/equal_time.md) and two pipeline figures (copied into docs/);
+  `igae report` from the fits), the paired differences (results/tables/paired_differences.md), their
+  split into the AE's and the NeRF's parts (results/tables/gain_decomposition.md), the equal-time table (results/tables/equal_time.md) and two pipeline figures (copied into docs/);
 - `<!-- scaling:start -->` / `<!-- scaling:end -->`: the scaling benchmark's summary
   (results/benchmarks/scaling/full/, else quick/: scaling.md, scaling.png copied to
   docs/scaling.png) and the decoder profiles (results/benchmarks/decoder*/decoder.md), when present.
@@ -42,7 +42,7 @@ def replace_block(text: str, start: str, end: str, body: str) -> str:
     return f"{head}{start}\n{body.strip()}\n{end}{tail}"
 
 
-TABLES = ["novel_view_synthesis.md", "findings.md", "paired_differences.md", "equal_time.md"]
+TABLES = ["novel_view_synthesis.md", "findings.md", "paired_differences.md", "gain_decomposition.md", "equal_time.md"]
 """What the results block holds, in order (all written by `igae report`)."""
 
 
