@@ -296,6 +296,10 @@ def test_report_and_readme_state_only_generated_findings(snakemake_run: Path, re
     readme = (snakemake_run / "README.md").read_text()
     block = readme.split("<!-- results:start -->")[1].split("<!-- results:end -->")[0]
     assert findings.strip() in block and (tables / "paired_differences.md").read_text().strip() in block
+    # The split of each difference into the AE ceiling's part and the NeRF-to-ceiling gap's, in the block and the page.
+    decomposition = (tables / "gain_decomposition.md").read_text()
+    assert "| Instant-NGP | IG-AE − Standard AE |" in decomposition and decomposition.strip() in block
+    assert "<h3>Where the differences come from</h3>" in page and "split into the autoencoder's part" in findings
     assert "gives the best latent NeRF for every" not in readme  # the old hand-typed claim
 
 

@@ -61,7 +61,8 @@ def build_tables(r: Results, inp: ReportInputs) -> dict[str, pd.DataFrame]:
                                "encode -> decode PSNR of the same test views (AE ceiling) plus the change of the "
                                "NeRF-to-ceiling gap (latent NeRF PSNR minus its AE ceiling); mean and 95% CI "
                                f"(t-interval over {over}; n units). A gap closer to zero means the NeRF got closer to "
-                               "what its AE can reconstruct; a better reconstructing AE also tends to widen the gap."),
+                               "what its AE can reconstruct; the gap also depends on how much detail that "
+                               "reconstruction holds, so read it with the ceiling's change."),
         "paired_differences_per_scene": (tabs.per_unit_differences_table(r.units),
                                          "Test-PSNR difference (dB) of every paired unit."),
         "goal_checks": (tabs.goals_table(r.goals),

@@ -32,7 +32,7 @@ FIGURES = ["qualitative_scene_000.png", "psnr_vs_time.png"]
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 SCALING_START, SCALING_END = "<!-- scaling:start -->", "<!-- scaling:end -->"
 LONG_START, LONG_END = "<!-- long:start -->", "<!-- long:end -->"
-LONG_TABLES = ["novel_view_synthesis.md", "paired_differences.md", "findings.md"]
+LONG_TABLES = ["novel_view_synthesis.md", "paired_differences.md", "gain_decomposition.md", "findings.md"]
 
 
 def replace_block(text: str, start: str, end: str, body: str) -> str:
