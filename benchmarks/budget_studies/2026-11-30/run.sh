@@ -1,0 +1,21 @@
+#!/bin/bash
+# The study's commands as they ran (in a copy of the default run's folder, /tmp/bx, with presets/budget_ext.yaml).
+cd /tmp/bx; export PATH=/tmp/bx/.venv/bin:$PATH
+date +%s > t0
+/usr/bin/time -f "train_igae %e s" igae train-igae --preset budget_ext --seed 0 --ae results/autoencoders/standard_s0 --scenes data/scenes/train --photos data/photos --out results/autoencoders/igae_s0 --work results/checkpoints/igae_s0 > train_igae.log 2>&1 || exit 1
+date +%s > t1
+for m in ngp kplanes; do
+  /usr/bin/time -f "fit $m %e s" igae fit-nerf --preset budget_ext --scene-set data/scenes/heldout --autoencoder results/autoencoders/igae_s0 --space-name igae --ae-seed 0 --method $m --out results/nerf/igae_s0/$m --work results/checkpoints/nerf/igae_s0/$m --quiet > fit_$m.log 2>&1 &
+done; wait
+date +%s > t2
+/usr/bin/time -f "budget %e s" igae budget-study --preset budget_ext --scene-set data/scenes/heldout --autoencoders results/autoencoders --fits results/nerf --out results/budget --work results/checkpoints/budget > budget.log 2>&1
+echo "rc=$?" >> budget.log; date +%s > t3
+# after run.sh: the fine-tuning ablation at the final budget (1600 joint steps), fitted with the same methods
+cd /tmp/bx; export PATH=/tmp/bx/.venv/bin:$PATH
+while [ ! -f t3 ]; do sleep 10; done
+date +%s > t4
+/usr/bin/time -f "finetune %e s" igae finetune-ae --preset budget_ext --seed 0 --ae results/autoencoders/standard_s0 --scenes data/scenes/train --photos data/photos --out results/autoencoders/finetuned_s0 --work results/checkpoints/finetuned_s0 > finetune.log 2>&1 || exit 1
+for m in ngp kplanes; do
+  /usr/bin/time -f "fit ft $m %e s" igae fit-nerf --preset budget_ext --scene-set data/scenes/heldout --autoencoder results/autoencoders/finetuned_s0 --space-name finetuned --ae-seed 0 --method $m --out results/nerf/finetuned_s0/$m --work results/checkpoints/nerf/finetuned_s0/$m --quiet > fitft_$m.log 2>&1 &
+done; wait
+date +%s > t5
