@@ -19,3 +19,13 @@ for m in ngp kplanes; do
   /usr/bin/time -f "fit ft $m %e s" igae fit-nerf --preset budget_ext --scene-set data/scenes/heldout --autoencoder results/autoencoders/finetuned_s0 --space-name finetuned --ae-seed 0 --method $m --out results/nerf/finetuned_s0/$m --work results/checkpoints/nerf/finetuned_s0/$m --quiet > fitft_$m.log 2>&1 &
 done; wait
 date +%s > t5
+# A second AE seed for the final budget (1600 joint steps): standard AE seed 1, IG-AE seed 1, their ngp and kplanes fits
+cd /tmp/bx; export PATH=/tmp/bx/.venv/bin:$PATH
+date +%s > s0
+/usr/bin/time -f "train_ae s1 %e s" igae train-ae --preset budget_ext --seed 1 --scenes data/scenes/train --photos data/photos --out results/autoencoders/standard_s1 --work results/checkpoints/standard_s1 > train_ae_s1.log 2>&1 || exit 1
+/usr/bin/time -f "train_igae s1 %e s" igae train-igae --preset budget_ext --seed 1 --ae results/autoencoders/standard_s1 --scenes data/scenes/train --photos data/photos --out results/autoencoders/igae_s1 --work results/checkpoints/igae_s1 > train_igae_s1.log 2>&1 || exit 1
+date +%s > s1
+for space in standard igae; do for m in ngp kplanes; do
+  /usr/bin/time -f "fit $space s1 $m %e s" igae fit-nerf --preset budget_ext --scene-set data/scenes/heldout --autoencoder results/autoencoders/${space}_s1 --space-name $space --ae-seed 1 --method $m --out results/nerf/${space}_s1/$m --work results/checkpoints/nerf/${space}_s1/$m --quiet > fit_${space}_s1_$m.log 2>&1 &
+done; wait; done
+date +%s > s2
