@@ -4,7 +4,8 @@
   (results/tables/novel_view_synthesis.md, with the AE ceiling), the generated findings
   (results/tables/findings.md: every result sentence, with its sign, CI and metric, written by
   `igae report` from the fits), the paired differences (results/tables/paired_differences.md), their
-  split into the AE's and the NeRF's parts (results/tables/gain_decomposition.md), the equal-time table (results/tables/equal_time.md) and two pipeline figures (copied into docs/);
+  split into the AE's and the NeRF's parts (results/tables/gain_decomposition.md), the equal-time
+  table (results/tables/equal_time.md) and two pipeline figures (copied into docs/);
 - `<!-- scaling:start -->` / `<!-- scaling:end -->`: the scaling benchmark's summary
   (results/benchmarks/scaling/full/, else quick/: scaling.md, scaling.png copied to
   docs/scaling.png) and the decoder profiles (results/benchmarks/decoder*/decoder.md), when present.

@@ -20,14 +20,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from igae.eval.nerf_summary import collect_fits
-from igae.eval.paired import mean_ci
+from igae.eval.nerf_summary import CEILING_COLUMNS, GAP_COLUMN, collect_fits, gain_decomposition
 
 HERE = Path(__file__).parent
 PER_FIT = HERE / "per_fit.csv"
 SUMMARY = HERE / "summary.md"
-UNIT = ["scene", "ae_seed"]
-"""One paired unit: a test scene and an AE seed (the standard AE and the AEs trained from it share the seed)."""
 COLUMNS = ["joint_steps", "space", "method", "scene", "ae_seed", "psnr", "ssim", "perceptual", "ae_ceiling_psnr", "train_s"]
 
 
@@ -49,27 +46,19 @@ def collect(run: Path) -> pd.DataFrame:
 
 
 def table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per method, space and budget, against a baseline (the standard AE; at a budget where the ablation
-    was fitted, IG-AE also against it): PSNR gain, ceiling gain and gap change."""
-    out = []
-    for (method, steps), part in rows[rows["joint_steps"] > 0].groupby(["method", "joint_steps"]):
-        spaces = set(part["space"])
-        pairs = [(s, "standard") for s in ("finetuned", "igae") if s in spaces]
-        pairs += [("igae", "finetuned")] if {"igae", "finetuned"} <= spaces else []
-        for space, baseline in pairs:
-            a = part[part["space"] == space].set_index(UNIT)
-            ref = rows[(rows["method"] == method) & (rows["space"] == baseline)
-                       & (rows["joint_steps"] == (0 if baseline == "standard" else steps))].set_index(UNIT)
-            a = a.loc[a.index.intersection(ref.index)]  # units both have (the ablation ran for seed 0 only)
-            ref = ref.loc[a.index]
-            gain = a["psnr"] - ref["psnr"]
-            ceiling = a["ae_ceiling_psnr"] - ref["ae_ceiling_psnr"]
-            row = {"method": method, "joint_steps": steps, "comparison": f"{space} − {baseline}", "n": len(a)}
-            for name, values in (("psnr_gain", gain), ("ceiling_gain", ceiling), ("gap_change", gain - ceiling)):
-                ci = mean_ci(values.to_numpy())
-                row.update({name: ci.mean, f"{name}_lo": ci.lo, f"{name}_hi": ci.hi})
-            out.append(row)
-    return pd.DataFrame(out)
+    """Per method and budget, :func:`igae.eval.nerf_summary.gain_decomposition` of the AEs at that budget
+    against the standard AE (joint steps 0) and each other: PSNR gain, ceiling gain and gap change."""
+    parts = {"psnr": "psnr_gain", CEILING_COLUMNS["psnr"]: "ceiling_gain", GAP_COLUMN: "gap_change"}
+    out: dict[tuple, dict] = {}
+    base = rows[rows["joint_steps"] == 0]
+    for steps in sorted(set(rows["joint_steps"]) - {0}):
+        split = gain_decomposition(pd.concat([base, rows[rows["joint_steps"] == steps]], ignore_index=True))
+        for r in split.itertuples():
+            row = out.setdefault((r.method, steps, r.a, r.b), {"method": r.method, "joint_steps": steps,
+                                                               "comparison": f"{r.a} − {r.b}", "n": r.n})
+            name = parts[r.metric]
+            row.update({name: r.mean, f"{name}_lo": r.lo, f"{name}_hi": r.hi})
+    return pd.DataFrame([out[k] for k in sorted(out)])
 
 
 def markdown(t: pd.DataFrame) -> str:
