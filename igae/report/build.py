@@ -79,7 +79,10 @@ def build_tables(r: Results, inp: ReportInputs) -> dict[str, pd.DataFrame]:
                        "linearly on the RGB fit's PSNR-vs-time curve; outside the curve's range there is no value "
                        "(counted, not extrapolated). Continued (when nerf.equal_time.extra_stage2_steps > 0): the "
                        "latent fit trained further in stage 2, against the RGB fit's final PSNR; both training times "
-                       "are shown."),
+                       "are shown. The training times come from separate jobs, often minutes apart (in a run on few "
+                       "cores, RGB fits run while the AEs train and latent fits after them): a change in the "
+                       "machine's speed between them moves these differences beyond what their CIs, over scenes, "
+                       "cover."),
         "autoencoding": (tabs.autoencoding_table(inp.ae_eval), "Autoencoder reconstruction on held-out real photos and "
                                                                "held-out scene views, mean ± std."),
     }

@@ -29,3 +29,23 @@ for space in standard igae; do for m in ngp kplanes; do
   /usr/bin/time -f "fit $space s1 $m %e s" igae fit-nerf --preset budget_ext --scene-set data/scenes/heldout --autoencoder results/autoencoders/${space}_s1 --space-name $space --ae-seed 1 --method $m --out results/nerf/${space}_s1/$m --work results/checkpoints/nerf/${space}_s1/$m --quiet > fit_${space}_s1_$m.log 2>&1 &
 done; wait; done
 date +%s > s2
+# Every method at the final budget (1600 joint steps): vanilla and triplane fits of seed 0's and seed 1's AEs,
+# and the fine-tuning ablation of seed 1 with its fits of all four methods.
+cd /tmp/bx; export PATH=/tmp/bx/.venv/bin:$PATH
+date +%s > u0
+fit() {  # space seed method
+  /usr/bin/time -f "fit $1 s$2 $3 %e s" igae fit-nerf --preset budget_ext --scene-set data/scenes/heldout --autoencoder results/autoencoders/$1_s$2 --space-name $1 --ae-seed $2 --method $3 --out results/nerf/$1_s$2/$3 --work results/checkpoints/nerf/$1_s$2/$3 --quiet > fit4_$1_s$2_$3.log 2>&1
+}
+(
+  /usr/bin/time -f "finetune s1 %e s" igae finetune-ae --preset budget_ext --seed 1 --ae results/autoencoders/standard_s1 --scenes data/scenes/train --photos data/photos --out results/autoencoders/finetuned_s1 --work results/checkpoints/finetuned_s1 > finetune_s1.log 2>&1 || exit 1
+  date +%s > u1
+  for m in ngp kplanes; do fit finetuned 1 $m; done
+) &
+for space_seed in "standard 1" "igae 0" "igae 1" "finetuned 0"; do
+  for m in vanilla triplane; do fit $space_seed $m; done
+done
+date +%s > u2
+while [ ! -f u1 ]; do sleep 10; done
+for m in vanilla triplane; do fit finetuned 1 $m; done
+wait
+date +%s > u3

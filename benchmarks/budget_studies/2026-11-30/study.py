@@ -30,8 +30,8 @@ COLUMNS = ["joint_steps", "space", "method", "scene", "ae_seed", "psnr", "ssim",
 
 def collect(run: Path) -> pd.DataFrame:
     """Rows of the standard AE's fits (``joint_steps`` 0), the IG-AE snapshots' (``results/budget/fits/
-    joint_<k>``), and the final IG-AE's and fine-tuning ablation's (``results/nerf/{igae,finetuned}_s0``, at
-    the budget ``budget.json`` names)."""
+    joint_<k>``: ``budget.json``'s methods), and the final IG-AE's and fine-tuning ablation's
+    (``results/nerf/{igae,finetuned}_s<seed>``, at the budget ``budget.json`` names: every method fitted)."""
     import json
 
     record = json.loads((run / "results/budget/budget.json").read_text())
@@ -41,7 +41,7 @@ def collect(run: Path) -> pd.DataFrame:
     for k in record["snapshots"]:
         parts.append(collect_fits(run / f"results/budget/fits/joint_{k}").assign(joint_steps=k))
     rows = pd.concat(parts, ignore_index=True)
-    return rows[rows["method"].isin(record["methods"])][COLUMNS].sort_values(
+    return rows[COLUMNS].sort_values(
         ["method", "joint_steps", "space", "ae_seed", "scene"]).reset_index(drop=True)
 
 
