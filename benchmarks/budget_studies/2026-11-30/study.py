@@ -15,6 +15,7 @@ AE can reconstruct, the 3D-consistency effect IG-AE is for). Means with 95% t-in
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -32,8 +33,6 @@ def collect(run: Path) -> pd.DataFrame:
     """Rows of the standard AE's fits (``joint_steps`` 0), the IG-AE snapshots' (``results/budget/fits/
     joint_<k>``: ``budget.json``'s methods), and the final IG-AE's and fine-tuning ablation's
     (``results/nerf/{igae,finetuned}_s<seed>``, at the budget ``budget.json`` names: every method fitted)."""
-    import json
-
     record = json.loads((run / "results/budget/budget.json").read_text())
     main = collect_fits(run / "results/nerf")
     parts = [main[main["space"] == "standard"].assign(joint_steps=0),
